@@ -1,0 +1,23 @@
+"""Layers, losses, containers and the functional API.
+
+Each file holds one family of layers; its ``__all__`` lists what it exports here.
+"""
+from .parameter import Parameter
+from .module import IncompatibleKeys, Module, StateDictError
+from .container import ModuleDict, ModuleList, Sequential
+from . import functional, init
+from .linear import *  # noqa: F401,F403
+from .flatten import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
+from .dropout import *  # noqa: F401,F403
+from .padding import *  # noqa: F401,F403
+from .upsampling import *  # noqa: F401,F403
+from .embedding import *  # noqa: F401,F403
+from .recurrent import *  # noqa: F401,F403
+from .attention import *  # noqa: F401,F403
+from .transformer import *  # noqa: F401,F403
+from . import utils  # noqa: E402

@@ -1,0 +1,43 @@
+"""Affine maps: ``linear`` and ``bilinear`` with their backward twins."""
+import numpy as np
+
+__all__ = ["linear", "linear_backward", "bilinear", "bilinear_backward"]
+
+
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias.  x: (*, in), weight: (out, in), bias: (out,) -> (*, out).
+
+    Leading dimensions are folded into one GEMM.
+    """
+    x2 = x.reshape(-1, x.shape[-1])
+    y = x2 @ weight.T
+    if bias is not None:
+        y += bias
+    return y.reshape(x.shape[:-1] + (weight.shape[0],))
+
+
+def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True):
+    """Gradients of ``linear``: returns (dx or None, dweight, dbias or None)."""
+    g2 = grad.reshape(-1, grad.shape[-1])
+    x2 = x.reshape(-1, x.shape[-1])
+    dweight = g2.T @ x2
+    dbias = g2.sum(axis=0) if need_bias_grad else None
+    dx = (g2 @ weight).reshape(x.shape) if need_input_grad else None
+    return dx, dweight, dbias
+
+
+def bilinear(x1, x2, weight, bias=None):
+    """y_k = x1 @ weight[k] @ x2 + bias_k.  x1: (*, in1), x2: (*, in2), weight: (out, in1, in2)."""
+    y = np.einsum("...i,kij,...j->...k", x1, weight, x2, optimize=True)
+    if bias is not None:
+        y += bias
+    return y
+
+
+def bilinear_backward(grad, x1, x2, weight):
+    """Gradients of ``bilinear``: (dx1, dx2, dweight, dbias)."""
+    dx1 = np.einsum("...k,kij,...j->...i", grad, weight, x2, optimize=True)
+    dx2 = np.einsum("...k,kij,...i->...j", grad, weight, x1, optimize=True)
+    g = grad.reshape(-1, grad.shape[-1])
+    dweight = np.einsum("nk,ni,nj->kij", g, x1.reshape(-1, x1.shape[-1]), x2.reshape(-1, x2.shape[-1]), optimize=True)
+    return dx1, dx2, dweight, g.sum(axis=0)

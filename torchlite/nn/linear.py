@@ -1,0 +1,147 @@
+"""Identity, Linear and Bilinear layers."""
+import math
+
+import numpy as np
+
+from .._dtype import get_default_dtype
+from . import functional as F
+from . import init
+from ._checks import as_float_input, shape_error
+from .module import Module
+from .parameter import Parameter
+
+__all__ = ["Identity", "Linear", "Bilinear", "LazyLinear"]
+
+
+class Identity(Module):
+    """Returns its input; any constructor arguments are ignored (as torch)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+    def forward(self, input):
+        return input
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+class Linear(Module):
+    """y = x A^T + b.
+
+    Args:
+        in_features, out_features: sizes of the last input and output dimension.
+        bias: learn an additive bias (default True).
+        dtype: parameter dtype (default: ``torchlite.get_default_dtype()``).
+    Shape:
+        input (*, in_features) -> output (*, out_features); any number of leading dimensions.
+    Attributes:
+        weight (out_features, in_features), init U(-k, k) with k = 1/sqrt(in_features)
+        (torch's kaiming_uniform_(a=sqrt(5))); bias (out_features,), same bound.
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        dtype = dtype or get_default_dtype()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.in_features
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input):
+        x = as_float_input(self, input, self.weight.dtype)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise shape_error(self, f"(*, {self.in_features})", x)
+        self.save_for_backward(x)
+        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, grad_output):
+        (x,) = self.pop_saved()
+        grad = np.asarray(grad_output, dtype=x.dtype)
+        need_dx = self.needs_input_grad
+        need_db = self.bias is not None and self.bias.requires_grad
+        dx, dw, db = F.linear_backward(grad, x, self.weight.data, need_dx, need_db)
+        self.weight.accumulate_grad(dw)
+        if need_db:
+            self.bias.accumulate_grad(db)
+        return dx
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class LazyLinear(Linear):
+    """A Linear whose ``in_features`` is taken from the first input it sees."""
+
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        super().__init__(0, out_features, bias, dtype=dtype)
+
+    def forward(self, input):
+        if self.in_features == 0:
+            x = np.asarray(input)
+            if x.ndim == 0:
+                raise shape_error(self, "(*, in_features)", x)
+            self.in_features = x.shape[-1]
+            self.weight.data = np.empty((self.out_features, self.in_features), dtype=self.weight.dtype)
+            self.reset_parameters()
+        return super().forward(input)
+
+
+class Bilinear(Module):
+    """y = x1^T A x2 + b.
+
+    Shape: input1 (*, in1_features), input2 (*, in2_features) -> (*, out_features).
+    Attributes: weight (out_features, in1_features, in2_features), bias (out_features,),
+    both U(-1/sqrt(in1_features), 1/sqrt(in1_features)).
+    """
+
+    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
+        super().__init__()
+        dtype = dtype or get_default_dtype()
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dtype))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1, input2):
+        x1 = as_float_input(self, input1, self.weight.dtype, "input1")
+        x2 = as_float_input(self, input2, self.weight.dtype, "input2")
+        if x1.ndim == 0 or x1.shape[-1] != self.in1_features:
+            raise shape_error(self, f"(*, {self.in1_features})", x1, "input1")
+        if x2.shape[:-1] != x1.shape[:-1] or x2.shape[-1] != self.in2_features:
+            raise shape_error(self, f"{x1.shape[:-1] + (self.in2_features,)}", x2, "input2")
+        self.save_for_backward(x1, x2)
+        return F.bilinear(x1, x2, self.weight.data, None if self.bias is None else self.bias.data)
+
+    def backward(self, grad_output):
+        x1, x2 = self.pop_saved()
+        grad = np.asarray(grad_output, dtype=x1.dtype)
+        dx1, dx2, dw, db = F.bilinear_backward(grad, x1, x2, self.weight.data)
+        self.weight.accumulate_grad(dw)
+        if self.bias is not None:
+            self.bias.accumulate_grad(db)
+        return dx1, dx2
+
+    def extra_repr(self):
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")

@@ -1,0 +1,463 @@
+"""Module: the base class of every layer, loss and model.
+
+A module registers its Parameters, buffers and child Modules by attribute name, exactly as
+torch does, so ``named_parameters()`` and ``state_dict()`` give torch's keys in torch's order.
+Unlike torch there is no autograd: each module writes ``forward`` and ``backward``.
+
+The contract:
+- ``forward(*inputs)`` computes outputs; while gradients are enabled it keeps what backward
+  needs with ``self.save_for_backward(...)``. Under ``torchlite.no_grad()`` nothing is kept.
+- ``backward(grad_output)`` pops what the matching forward saved, adds parameter gradients
+  into ``p.grad`` (``p.accumulate_grad``) and returns dLoss/dInput (a tuple for several inputs).
+- Saved state is a stack: a module called k times is backpropagated k times, in reverse order.
+- ``train()``, ``eval()`` and ``clear_saved()`` drop everything saved, so an evaluation pass
+  run without ``no_grad()`` cannot leak memory across epochs.
+"""
+from collections import OrderedDict, namedtuple
+
+import numpy as np
+
+from ..grad_mode import is_grad_enabled
+from .parameter import Parameter
+
+
+class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns: keys the model has but the dict lacked, and the reverse."""
+
+    def __repr__(self):
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+
+class StateDictError(RuntimeError, ValueError):
+    """``load_state_dict`` refused a dict; the model is unchanged."""
+
+
+def _addindent(s, num_spaces):
+    lines = s.split("\n")
+    if len(lines) == 1:
+        return s
+    first = lines.pop(0)
+    return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
+
+
+class Module:
+    """Base class for all layers and models.
+
+    Subclasses call ``super().__init__()`` first, assign Parameters, Modules and buffers as
+    attributes, and define ``forward`` and ``backward``.
+    """
+
+    training: bool
+    #: When False the module's backward may skip computing dLoss/dInput and return None
+    #: (set it on a model's first layer: its input is data). Sequential passes it to its first child.
+    needs_input_grad = True
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers_set", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_saved", [])
+
+    # ----------------------------------------------------------------- forward and backward
+    def forward(self, *inputs):
+        raise NotImplementedError(f'Module [{self._get_name()}] is missing the required "forward" function')
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f'Module [{self._get_name()}] is missing the required "backward" function')
+
+    def __call__(self, *inputs, **kwargs):
+        return self.forward(*inputs, **kwargs)
+
+    def save_for_backward(self, *values):
+        """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""
+        if is_grad_enabled():
+            self._saved.append(values)
+
+    def pop_saved(self):
+        """Pop the tuple the latest unmatched forward saved; a clear error when there is none."""
+        if not self._saved:
+            raise RuntimeError(
+                f"{self._get_name()}.backward() called with nothing saved: run forward with gradients "
+                "enabled (not under torchlite.no_grad()) before backward, one backward per forward call; "
+                "train()/eval()/clear_saved() drop saved state")
+        return self._saved.pop()
+
+    @property
+    def saved_count(self):
+        """How many forward calls are waiting for their backward."""
+        return len(self._saved)
+
+    def clear_saved(self):
+        """Drop everything saved for backward, in this module and all below it."""
+        for m in self.modules():
+            m._saved.clear()
+        return self
+
+    # ----------------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        params = self.__dict__.get("_parameters")
+        if isinstance(value, Parameter):
+            if params is None:
+                raise AttributeError("cannot assign parameters before Module.__init__() call")
+            self._remove_from(name, self.__dict__, self._buffers, self._modules, self._non_persistent_buffers_set)
+            self.register_parameter(name, value)
+        elif params is not None and name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as parameter '{name}' "
+                                "(torchlite.nn.Parameter or None expected)")
+            self.register_parameter(name, value)
+        elif isinstance(value, Module):
+            modules = self.__dict__.get("_modules")
+            if modules is None:
+                raise AttributeError("cannot assign module before Module.__init__() call")
+            self._remove_from(name, self.__dict__, self._parameters, self._buffers, self._non_persistent_buffers_set)
+            modules[name] = value
+        elif self.__dict__.get("_modules") is not None and name in self._modules:
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
+                                "(torchlite.nn.Module or None expected)")
+            self._modules[name] = value
+        elif self.__dict__.get("_buffers") is not None and name in self._buffers:
+            if value is not None and not isinstance(value, np.ndarray):
+                raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (ndarray or None expected)")
+            self._buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _remove_from(name, *containers):
+        for c in containers:
+            if name in c:
+                if isinstance(c, set):
+                    c.discard(name)
+                else:
+                    del c[name]
+
+    def __getattr__(self, name):
+        d = self.__dict__
+        for store in ("_parameters", "_buffers", "_modules"):
+            if store in d and name in d[store]:
+                return d[store][name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name):
+        for store in (self._parameters, self._buffers, self._modules):
+            if name in store:
+                del store[name]
+                self._non_persistent_buffers_set.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def _check_name(self, name, kind):
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string, got {type(name).__name__}")
+        if name == "":
+            raise KeyError(f'{kind} name can\'t be empty string ""')
+        if "." in name:
+            raise KeyError(f'{kind} name can\'t contain ".", got: {name}')
+        if hasattr(self, name) and not any(name in s for s in (self._parameters, self._buffers, self._modules)):
+            raise KeyError(f"attribute '{name}' already exists")
+
+    def register_parameter(self, name, param):
+        """Add a Parameter (or None) under ``name``."""
+        if "_parameters" not in self.__dict__:
+            raise AttributeError("cannot assign parameter before Module.__init__() call")
+        self._check_name(name, "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot assign '{type(param).__name__}' object to parameter '{name}' "
+                            "(torchlite.nn.Parameter or None required)")
+        self._remove_from(name, self._buffers, self._modules, self._non_persistent_buffers_set)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add non-trained state (e.g. running statistics); ``persistent=False`` keeps it out of state_dict."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError("cannot assign buffer before Module.__init__() call")
+        self._check_name(name, "buffer")
+        if tensor is not None and not isinstance(tensor, np.ndarray):
+            raise TypeError(f"cannot assign '{type(tensor).__name__}' object to buffer '{name}' (ndarray or None required)")
+        self._remove_from(name, self._parameters, self._modules)
+        self._buffers[name] = tensor
+        if persistent:
+            self._non_persistent_buffers_set.discard(name)
+        else:
+            self._non_persistent_buffers_set.add(name)
+
+    def add_module(self, name, module):
+        """Add a child module (or None) under ``name``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._check_name(name, "module")
+        self._remove_from(name, self._parameters, self._buffers, self._non_persistent_buffers_set)
+        self._modules[name] = module
+
+    register_module = add_module
+
+    def get_submodule(self, target):
+        """The module at dotted path ``target`` ('' is self)."""
+        if target == "":
+            return self
+        mod = self
+        for item in target.split("."):
+            if not isinstance(mod, Module) or item not in mod._modules or mod._modules[item] is None:
+                raise AttributeError(f"{mod._get_name()} has no attribute `{item}`")
+            mod = mod._modules[item]
+        return mod
+
+    def _get_leaf(self, target, store, kind):
+        module_path, _, name = target.rpartition(".")
+        mod = self.get_submodule(module_path)
+        if name not in getattr(mod, store):
+            raise AttributeError(f"{mod._get_name()} has no {kind} `{name}`")
+        return getattr(mod, store)[name]
+
+    def get_parameter(self, target):
+        """The Parameter at dotted path ``target``."""
+        return self._get_leaf(target, "_parameters", "parameter")
+
+    def get_buffer(self, target):
+        """The buffer at dotted path ``target``."""
+        return self._get_leaf(target, "_buffers", "buffer")
+
+    # ----------------------------------------------------------------- iteration
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, module in self._modules.items():
+            if module is None:
+                continue
+            sub = prefix + ("." if prefix else "") + name
+            yield from module.named_modules(memo, sub, remove_duplicate)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self):
+        seen = set()
+        for name, module in self._modules.items():
+            if module is not None and id(module) not in seen:
+                seen.add(id(module))
+                yield name, module
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def _named_members(self, store, prefix, recurse, remove_duplicate):
+        seen = set()
+        mods = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        for mod_prefix, mod in mods:
+            for name, value in getattr(mod, store).items():
+                if value is None:
+                    continue
+                if remove_duplicate:
+                    if id(value) in seen:
+                        continue
+                    seen.add(id(value))
+                yield mod_prefix + ("." if mod_prefix else "") + name, value
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    # ----------------------------------------------------------------- modes and grads
+    def train(self, mode=True):
+        """Set training mode here and below; drops saved state. Returns self."""
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        for m in self.modules():
+            object.__setattr__(m, "training", mode)
+            m._saved.clear()
+        return self
+
+    def eval(self):
+        """Evaluation mode (dropout off, batch norm uses running statistics). Returns self."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        for p in self.parameters():
+            p.zero_grad_(set_to_none)
+
+    def requires_grad_(self, requires_grad=True):
+        """Freeze (False) or unfreeze every parameter. Returns self."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def apply(self, fn):
+        """Call ``fn`` on every child (recursively) and then on self. Returns self."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ----------------------------------------------------------------- dtype
+    def to(self, dtype):
+        """Cast floating parameters, gradients and buffers to ``dtype``. Returns self."""
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{self._get_name()}.to: expected a floating dtype, got {dtype}")
+        for m in self.modules():
+            for p in m._parameters.values():
+                if p is not None:
+                    p.data = p.data.astype(dtype, copy=False)
+                    if p.grad is not None:
+                        p.grad = p.grad.astype(dtype, copy=False)
+            for name, b in m._buffers.items():
+                if b is not None and b.dtype.kind == "f":
+                    m._buffers[name] = b.astype(dtype, copy=False)
+            m._saved.clear()
+        return self
+
+    def float(self):
+        return self.to(np.float32)
+
+    def double(self):
+        return self.to(np.float64)
+
+    def half(self):
+        return self.to(np.float16)
+
+    # ----------------------------------------------------------------- state dict
+    def state_dict(self, destination=None, prefix="", keep_vars=False):
+        """Parameters, then persistent buffers, then children: torch's keys and order.
+
+        The arrays are the module's own (not copies), like torch's; ``keep_vars=True`` gives
+        the Parameter objects.
+        """
+        if destination is None:
+            destination = OrderedDict()
+        for name, p in self._parameters.items():
+            if p is not None:
+                destination[prefix + name] = p if keep_vars else p.data
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers_set:
+                destination[prefix + name] = b
+        for name, m in self._modules.items():
+            if m is not None:
+                m.state_dict(destination, prefix + name + ".", keep_vars)
+        return destination
+
+    def _state_slots(self, prefix=""):
+        """(key, module, store, name) for every entry state_dict would hold."""
+        for name, p in self._parameters.items():
+            if p is not None:
+                yield prefix + name, self, "_parameters", name
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers_set:
+                yield prefix + name, self, "_buffers", name
+        for name, m in self._modules.items():
+            if m is not None:
+                yield from m._state_slots(prefix + name + ".")
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """Copy ``state_dict`` into this module's parameters and buffers (in place).
+
+        All or nothing: every key is checked first (missing, unexpected, shape, dtype kind);
+        on any refusal one ``StateDictError`` lists them all and nothing is changed.
+        Floating values are cast to the model's dtype. Returns ``(missing_keys, unexpected_keys)``.
+        """
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        slots = list(self._state_slots())
+        expected = {key for key, *_ in slots}
+        missing = [key for key, *_ in slots if key not in state_dict]
+        unexpected = [key for key in state_dict.keys() if key not in expected]
+        errors, plan = [], []
+        for key, mod, store, name in slots:
+            if key not in state_dict:
+                continue
+            current = getattr(mod, store)[name]
+            current = current.data if isinstance(current, Parameter) else current
+            value = state_dict[key]
+            value = value.data if isinstance(value, Parameter) else value
+            try:
+                value = np.asarray(value)
+            except Exception as e:  # noqa: BLE001 - report any conversion failure by key
+                errors.append(f"could not read {key} as an array: {e}")
+                continue
+            if value.shape != current.shape:
+                errors.append(f"size mismatch for {key}: copying a param with shape {value.shape} from checkpoint, "
+                              f"the shape in current model is {current.shape}.")
+            elif not _same_kind(value.dtype, current.dtype):
+                errors.append(f"dtype mismatch for {key}: checkpoint has {value.dtype}, "
+                              f"the model has {current.dtype}.")
+            else:
+                plan.append((mod, store, name, value))
+        msgs = []
+        if strict:
+            if missing:
+                msgs.append("Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in missing) + ". ")
+            if unexpected:
+                msgs.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
+        msgs.extend(errors)
+        if msgs:
+            raise StateDictError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(msgs))
+        for mod, store, name, value in plan:
+            _copy_into(mod, store, name, value, assign)
+        for m in self.modules():
+            m._saved.clear()
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----------------------------------------------------------------- printing
+    def _get_name(self):
+        return type(self).__name__
+
+    def extra_repr(self):
+        """The text inside the parentheses of this module's repr (override in layers)."""
+        return ""
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({key}): " + _addindent(repr(m), 2) for key, m in self._modules.items()]
+        lines = extra_lines + child_lines
+        main = self._get_name() + "("
+        if lines:
+            if len(extra_lines) == 1 and not child_lines:
+                main += extra_lines[0]
+            else:
+                main += "\n  " + "\n  ".join(lines) + "\n"
+        return main + ")"
+
+    def __dir__(self):
+        keys = list(super().__dir__()) + list(self._parameters) + list(self._buffers) + list(self._modules)
+        return sorted(set(keys))
+
+
+def _same_kind(a, b):
+    ints = "iu"
+    return a.kind == b.kind or (a.kind in ints and b.kind in ints) or (a.kind in "iub" and b.kind == "f")
+
+
+def _copy_into(mod, store, name, value, assign):
+    entry = getattr(mod, store)[name]
+    if store == "_parameters":
+        if assign:
+            entry.data = np.array(value, dtype=entry.data.dtype)
+        else:
+            np.copyto(entry.data, value, casting="unsafe")
+    elif assign:
+        getattr(mod, store)[name] = np.array(value, dtype=entry.dtype)
+    else:
+        np.copyto(entry, value, casting="unsafe")

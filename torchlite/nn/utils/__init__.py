@@ -1,0 +1,1 @@
+"""Utilities on parameters: gradient clipping, flattening (``torchlite.nn.utils``)."""
