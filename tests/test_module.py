@@ -1,0 +1,301 @@
+"""Module API against torch.nn.Module: registration, iteration order, state_dict, repr, contract."""
+import numpy as np
+import pytest
+import torch
+
+import torchlite
+import torchlite.nn as nn
+from parity import check_parity, copy_state
+
+
+class TLNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Linear(4, 5), nn.Linear(5, 3, bias=False))
+        self.register_buffer("scale", np.ones(3, dtype=np.float32))
+        self.register_buffer("cache", np.zeros(2, dtype=np.float32), persistent=False)
+        self.head = nn.ModuleDict({"a": nn.Linear(3, 2), "b": nn.Identity()})
+        self.alpha = nn.Parameter(np.zeros(1, dtype=np.float32))
+
+
+class TorchNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Linear(5, 3, bias=False))
+        self.register_buffer("scale", torch.ones(3))
+        self.register_buffer("cache", torch.zeros(2), persistent=False)
+        self.head = torch.nn.ModuleDict({"a": torch.nn.Linear(3, 2), "b": torch.nn.Identity()})
+        self.alpha = torch.nn.Parameter(torch.zeros(1))
+
+
+def test_names_and_order_match_torch():
+    a, b = TLNet(), TorchNet()
+    assert list(a.state_dict()) == list(b.state_dict())
+    assert [n for n, _ in a.named_parameters()] == [n for n, _ in b.named_parameters()]
+    assert [n for n, _ in a.named_buffers()] == [n for n, _ in b.named_buffers()]
+    assert [n for n, _ in a.named_modules()] == [n for n, _ in b.named_modules()]
+    assert [n for n, _ in a.named_children()] == [n for n, _ in b.named_children()]
+    assert [n for n, _ in a.named_parameters(prefix="m", recurse=False)] == \
+        [n for n, _ in b.named_parameters(prefix="m", recurse=False)]
+    assert [n for n, _ in a.features.named_parameters("features")] == \
+        [n for n, _ in b.features.named_parameters("features")]
+    assert len(list(a.parameters())) == len(list(b.parameters()))
+
+
+def test_repr_matches_torch():
+    a, b = TLNet(), TorchNet()
+    assert repr(a).replace("TLNet", "Net") == repr(b).replace("TorchNet", "Net")
+    stack_a = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)] + [nn.Flatten(), nn.Unflatten(1, (2, 3))])
+    stack_b = torch.nn.ModuleList([torch.nn.Linear(2, 2) for _ in range(3)] +
+                                  [torch.nn.Flatten(), torch.nn.Unflatten(1, (2, 3))])
+    assert repr(stack_a) == repr(stack_b)
+    assert repr(nn.Sequential()) == repr(torch.nn.Sequential())
+
+
+def test_torch_state_dict_loads_and_gives_same_output():
+    torch.manual_seed(0)
+    t = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Linear(8, 3))
+    m = nn.Sequential(nn.Linear(6, 8), nn.Linear(8, 3))
+    result = m.load_state_dict({k: v.detach().numpy() for k, v in t.state_dict().items()})
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    x = np.random.default_rng(0).standard_normal((5, 6)).astype(np.float32)
+    np.testing.assert_allclose(m(x), t(torch.from_numpy(x)).detach().numpy(), rtol=1e-5, atol=1e-6)
+    # and back: our state_dict loads into torch
+    t2 = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Linear(8, 3))
+    t2.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in m.state_dict().items()})
+    np.testing.assert_allclose(t2(torch.from_numpy(x)).detach().numpy(), m(x), rtol=1e-5, atol=1e-6)
+
+
+def test_strict_load_lists_every_problem_and_changes_nothing():
+    m = TLNet()
+    before = {k: v.copy() for k, v in m.state_dict().items()}
+    bad = {k: np.full_like(v, 7) for k, v in m.state_dict().items()}
+    del bad["features.0.bias"]
+    bad["extra.weight"] = np.zeros(2)
+    bad["head.a.weight"] = np.zeros((9, 9))
+    with pytest.raises(RuntimeError) as info:
+        m.load_state_dict(bad)
+    msg = str(info.value)
+    assert "Error(s) in loading state_dict for TLNet" in msg
+    assert 'Missing key(s) in state_dict: "features.0.bias"' in msg
+    assert 'Unexpected key(s) in state_dict: "extra.weight"' in msg
+    assert "size mismatch for head.a.weight: copying a param with shape (9, 9)" in msg
+    assert isinstance(info.value, ValueError)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+def test_non_strict_load_reports_keys():
+    m = nn.Sequential(nn.Linear(2, 2))
+    state = {"0.weight": np.eye(2), "1.weight": np.eye(2)}
+    missing, unexpected = m.load_state_dict(state, strict=False)
+    assert missing == ["0.bias"] and unexpected == ["1.weight"]
+    np.testing.assert_array_equal(m[0].weight.data, np.eye(2))
+    assert m[0].weight.dtype == np.float32  # cast into the model's dtype, in place
+
+
+def test_load_refuses_wrong_dtype_kind():
+    m = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="dtype mismatch for weight"):
+        m.load_state_dict({"weight": np.array([["a", "b"], ["c", "d"]]), "bias": np.zeros(2)})
+
+
+def test_load_keeps_parameter_identity():
+    m = nn.Linear(3, 2)
+    w = m.weight
+    arr = m.weight.data
+    m.load_state_dict({"weight": np.ones((2, 3)), "bias": np.zeros(2)})
+    assert m.weight is w and m.weight.data is arr  # optimizers hold these
+
+
+def test_non_persistent_buffer_not_in_state_dict():
+    m = TLNet()
+    assert "cache" not in m.state_dict() and "scale" in m.state_dict()
+    assert "cache" in dict(m.named_buffers())
+
+
+def test_registration_rules():
+    m = nn.Module()
+    m.p = nn.Parameter(np.zeros(2))
+    m.sub = nn.Linear(1, 1)
+    with pytest.raises(TypeError):
+        m.p = np.zeros(2)
+    m.p = None
+    assert "p" in m._parameters and m.p is None
+    with pytest.raises(KeyError):
+        m.register_buffer("a.b", np.zeros(1))
+    with pytest.raises(TypeError):
+        m.register_buffer("buf", [1, 2])
+    with pytest.raises(TypeError):
+        m.add_module("x", object())
+    m.register_module("other", nn.Identity())
+    del m.other
+    assert "other" not in dict(m.named_children())
+    with pytest.raises(AttributeError, match="has no attribute 'missing'"):
+        m.missing
+
+
+def test_get_submodule_and_parameter():
+    m = TLNet()
+    assert m.get_submodule("features.1") is m.features[1]
+    assert m.get_parameter("head.a.bias") is m.head["a"].bias
+    assert m.get_buffer("scale") is m.scale
+    with pytest.raises(AttributeError):
+        m.get_submodule("features.7")
+    with pytest.raises(AttributeError):
+        m.get_parameter("features.0.nope")
+
+
+def test_train_eval_apply_zero_grad_requires_grad():
+    m = TLNet()
+    assert m.eval() is m and not any(x.training for x in m.modules())
+    assert m.train() is m and all(x.training for x in m.modules())
+    order = []
+    m.apply(lambda mod: order.append(type(mod).__name__))
+    torch_order = []
+    TorchNet().apply(lambda mod: torch_order.append(type(mod).__name__))
+    assert order[:-1] == torch_order[:-1] and len(order) == len(torch_order)
+    x = np.ones((2, 4), np.float32)
+    y = m.features(x)
+    m.features.backward(np.ones_like(y))
+    assert m.features[0].weight.grad is not None
+    m.zero_grad(set_to_none=False)
+    assert not np.any(m.features[0].weight.grad)
+    m.zero_grad()
+    assert m.features[0].weight.grad is None
+    m.features[0].requires_grad_(False)
+    y = m.features(x)
+    m.features.backward(np.ones_like(y))
+    assert m.features[0].weight.grad is None and m.features[1].weight.grad is not None
+
+
+def test_float_double():
+    m = TLNet().double()
+    assert all(p.dtype == np.float64 for p in m.parameters()) and m.scale.dtype == np.float64
+    m.float()
+    assert all(p.dtype == np.float32 for p in m.parameters())
+
+
+def test_sequential_container_api():
+    layers = [nn.Linear(2, 2), nn.Identity(), nn.Linear(2, 3)]
+    s = nn.Sequential(*layers)
+    assert len(s) == 3 and s[0] is layers[0] and s[-1] is layers[2]
+    assert isinstance(s[1:], nn.Sequential) and list(s[1:]) == layers[1:]
+    assert list(s[1:].state_dict()) == ["2.weight", "2.bias"]  # slices keep keys, as torch
+    s.append(nn.Flatten())
+    assert len(s) == 4
+    del s[1]
+    assert list(dict(s.named_children())) == ["0", "1", "2"]
+    with pytest.raises(IndexError):
+        s[10]
+    from collections import OrderedDict
+    named = nn.Sequential(OrderedDict([("fc", nn.Linear(2, 2)), ("act", nn.Identity())]))
+    assert list(named.state_dict()) == ["fc.weight", "fc.bias"]
+
+
+def test_modulelist_and_moduledict():
+    ml = nn.ModuleList([nn.Linear(1, 1)])
+    ml.append(nn.Linear(1, 2))
+    ml += [nn.Identity()]
+    ml.insert(0, nn.Identity())
+    assert [type(m).__name__ for m in ml] == ["Identity", "Linear", "Linear", "Identity"]
+    assert list(ml.state_dict()) == ["1.weight", "1.bias", "2.weight", "2.bias"]
+    md = nn.ModuleDict({"x": nn.Linear(1, 1)})
+    md["y"] = nn.Identity()
+    assert list(md.keys()) == ["x", "y"] and "x" in md and len(md) == 2
+    assert md.pop("x") is not None and list(md) == ["y"]
+
+
+class Reuse(nn.Module):
+    """One Linear applied three times: backward must run three times, newest first."""
+
+    def __init__(self, lin):
+        super().__init__()
+        self.lin = lin
+
+    def forward(self, x):
+        return self.lin(self.lin(self.lin(x)))
+
+    def backward(self, g):
+        return self.lin.backward(self.lin.backward(self.lin.backward(g)))
+
+
+class TorchReuse(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.lin(self.lin(self.lin(x)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_module_called_three_times_matches_torch(dtype):
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    check_parity(Reuse(nn.Linear(3, 3)), TorchReuse(), x, dtype=dtype)
+
+
+def test_backward_without_forward_is_a_clear_error():
+    lin = nn.Linear(2, 2)
+    with pytest.raises(RuntimeError, match=r"Linear.backward\(\) called with nothing saved"):
+        lin.backward(np.ones((1, 2)))
+    lin(np.ones((1, 2)))
+    lin.backward(np.ones((1, 2)))
+    with pytest.raises(RuntimeError, match="nothing saved"):
+        lin.backward(np.ones((1, 2)))
+
+
+def test_no_grad_saves_nothing_context_and_decorator():
+    lin = nn.Linear(2, 2)
+    with torchlite.no_grad():
+        assert not torchlite.is_grad_enabled()
+        lin(np.ones((1, 2)))
+        with torchlite.enable_grad():
+            assert torchlite.is_grad_enabled()
+    assert torchlite.is_grad_enabled() and lin.saved_count == 0
+
+    @torchlite.no_grad()
+    def infer(x):
+        return lin(x)
+
+    infer(np.ones((1, 2)))
+    assert lin.saved_count == 0 and torchlite.is_grad_enabled()
+    with torchlite.set_grad_enabled(False):
+        lin(np.ones((1, 2)))
+    assert lin.saved_count == 0 and torchlite.is_grad_enabled()
+
+
+def test_eval_pass_without_no_grad_does_not_leak():
+    """A loop that evaluates each epoch without no_grad keeps a flat saved-state size."""
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2))
+    x = np.ones((3, 4), np.float32)
+    counts = []
+    for _ in range(5):
+        model.train()
+        for _ in range(3):
+            y = model(x)
+            model.backward(np.ones_like(y))
+        model.eval()
+        for _ in range(4):
+            model(x)  # forgot no_grad: entries pile up until the next mode switch
+        counts.append(sum(m.saved_count for m in model.modules()))
+    model.train()
+    assert counts == [8] * 5
+    assert sum(m.saved_count for m in model.modules()) == 0
+
+
+def test_needs_input_grad_skips_input_gradient():
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    model.needs_input_grad = False
+    assert model[0].needs_input_grad is False
+    y = model(np.ones((2, 4), np.float32))
+    assert model.backward(np.ones_like(y)) is None
+    assert model[0].weight.grad is not None
+
+
+def test_copy_state_helper_roundtrip():
+    t = TorchNet()
+    m = TLNet()
+    copy_state(m, t)
+    for k, v in t.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v.numpy())
