@@ -53,6 +53,8 @@ def flatten(x):
 def random_like(out, rng):
     if isinstance(out, (tuple, list)):
         return type(out)(random_like(o, rng) for o in out)
+    if out is None:  # an output left out (e.g. MultiheadAttention's weights with need_weights=False)
+        return None
     arr = np.asarray(out)
     return rng.standard_normal(arr.shape).astype(arr.dtype)
 
