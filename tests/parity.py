@@ -35,6 +35,8 @@ def to_torch(x, requires_grad=False):
         return t
     if isinstance(x, (tuple, list)):
         return type(x)(to_torch(v, requires_grad) for v in x)
+    if isinstance(x, dict):
+        return {k: to_torch(v, requires_grad) for k, v in x.items()}
     return x
 
 
