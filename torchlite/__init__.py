@@ -4,6 +4,7 @@ Every layer is a ``Module`` with an explicit ``forward`` and ``backward``; optim
 ``module.parameters()``; ``state_dict`` keys match torch's; checkpoints are ``.npz`` files.
 """
 from ._dtype import get_default_dtype, set_default_dtype
+from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .random import get_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import CheckpointError, load, save
@@ -16,5 +17,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Module", "Parameter", "nn", "optim", "data", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
     "is_grad_enabled", "save", "load", "CheckpointError", "manual_seed", "seed", "initial_seed",
-    "get_generator", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
+    "get_generator", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
 ]

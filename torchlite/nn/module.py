@@ -17,6 +17,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from .. import anomaly
 from ..grad_mode import is_grad_enabled
 from .parameter import Parameter
 
@@ -70,7 +71,15 @@ class Module:
         raise NotImplementedError(f'Module [{self._get_name()}] is missing the required "backward" function')
 
     def __call__(self, *inputs, **kwargs):
+        if anomaly.is_anomaly_enabled():
+            return anomaly.checked_call(self, self.forward, inputs, kwargs, "forward")
         return self.forward(*inputs, **kwargs)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("backward")
+        if own is not None and not getattr(own, "_anomaly_wrapped", False):
+            cls.backward = anomaly.wrap_backward(own)
 
     def save_for_backward(self, *values):
         """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""
