@@ -1,1 +1,16 @@
-"""Datasets, samplers and DataLoader (``torchlite.data``)."""
+"""Datasets, samplers and DataLoader (``torchlite.data``), as torch.utils.data, yielding NumPy batches.
+
+MNIST and Fashion-MNIST live in ``torchlite.data.datasets``.
+"""
+from .collate import default_collate, default_convert
+from .dataset import ChainDataset, ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split
+from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+                      WeightedRandomSampler)
+from .dataloader import DataLoader
+from . import datasets
+
+__all__ = [
+    "Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "ChainDataset", "random_split",
+    "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
+    "BatchSampler", "DataLoader", "default_collate", "default_convert", "datasets",
+]
