@@ -1,1 +1,13 @@
-"""Optimizers and learning-rate schedulers (``torchlite.optim``)."""
+"""Optimizers and learning-rate schedulers (``torchlite.optim``), with torch's names, defaults and rules."""
+from . import lr_scheduler
+from .adagrad import Adagrad
+from .adam import Adam
+from .adamax import Adamax
+from .adamw import AdamW
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "lr_scheduler"]
