@@ -1,1 +1,631 @@
-__all__ = []
+"""Activation functions, each beside its ``*_backward`` twin.
+
+Every function is elementwise (any input shape) unless it takes a ``dim``. A backward twin
+takes ``grad_output`` and what its forward kept: the input or the output, as its signature
+says, and returns dLoss/dInput in the input's dtype. Formulas, boundaries (the gradient at
+exactly 0, 6 or ``threshold``) and constants are torch's. Exponentials only ever see
+arguments <= 0 (or go through scipy.special's stable functions), so inputs of +-1000 give
+neither overflow nor NaN in float32 or float64.
+
+Speed: these run on every training step, so the code writes into arrays it has just
+allocated (``out=``) and multiplies by boolean masks instead of ``np.where`` (a masked
+multiply is several times faster on mixed signs).
+"""
+import math
+import warnings
+
+import numpy as np
+from scipy import special
+
+from ..._dtype import get_default_dtype
+
+__all__ = [
+    "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward",
+    "elu", "elu_backward", "celu", "celu_backward", "selu", "selu_backward", "gelu", "gelu_backward",
+    "silu", "silu_backward", "mish", "mish_backward", "sigmoid", "sigmoid_backward", "tanh", "tanh_backward",
+    "hardtanh", "hardtanh_backward", "hardsigmoid", "hardsigmoid_backward", "hardswish", "hardswish_backward",
+    "softplus", "softplus_backward", "softsign", "softsign_backward", "tanhshrink", "tanhshrink_backward",
+    "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "logsigmoid", "logsigmoid_backward",
+    "prelu", "prelu_backward", "threshold", "threshold_backward", "softmax", "softmax_backward",
+    "log_softmax", "log_softmax_backward", "softmin", "softmin_backward",
+]
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_TANH_BETA = math.sqrt(2.0 / math.pi)
+_GELU_TANH_KAPPA = 0.044715
+
+
+def _as_float(x):
+    """``x`` as a floating ndarray: floating arrays pass through, anything else becomes the default dtype."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(get_default_dtype())
+
+
+def _grad(grad_output, like):
+    return np.asarray(grad_output, dtype=like.dtype)
+
+
+def _out(x, inplace):
+    """Where a forward writes its result: the input itself when ``inplace``, else a new array."""
+    return x if inplace else None
+
+
+def _mask(cond, dtype):
+    """A boolean mask as 0/1 in ``dtype`` (bool times a python float would make float64)."""
+    return cond.astype(dtype)
+
+
+# ----------------------------------------------------------------------------- ReLU family
+def relu(input, inplace=False):
+    """max(x, 0)."""
+    x = _as_float(input)
+    return np.maximum(x, 0, out=_out(x, inplace))
+
+
+def relu_backward(grad_output, output):
+    """dx = grad where the output is > 0 (0 at x == 0, as torch)."""
+    g = _grad(grad_output, output)
+    return np.multiply(g, output > 0)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """x clipped to [min_val, max_val]."""
+    if not max_val > min_val:
+        raise ValueError(f"hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
+    x = _as_float(input)
+    return np.clip(x, min_val, max_val, out=_out(x, inplace))
+
+
+def hardtanh_backward(grad_output, input, min_val=-1.0, max_val=1.0):
+    """dx = grad where min_val < x < max_val; ``input`` may be the output (the same entries are inside)."""
+    g = _grad(grad_output, input)
+    inside = input > min_val
+    inside &= input < max_val
+    return np.multiply(g, inside)
+
+
+def relu6(input, inplace=False):
+    """min(max(x, 0), 6)."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+def relu6_backward(grad_output, output):
+    """dx = grad where 0 < x < 6 (read from the output)."""
+    return hardtanh_backward(grad_output, output, 0.0, 6.0)
+
+
+def leaky_relu(input, negative_slope=0.01, inplace=False):
+    """x if x > 0 else negative_slope * x."""
+    x = _as_float(input)
+    return _two_slopes(x, negative_slope, inplace)
+
+
+def _two_slopes(x, slope, inplace=False):
+    """max(x, 0) + slope * min(x, 0): x where x > 0, slope * x elsewhere, with no select (and right at +-inf)."""
+    neg = np.minimum(x, 0)
+    neg *= slope
+    out = np.maximum(x, 0, out=_out(x, inplace))
+    out += neg
+    return out
+
+
+def leaky_relu_backward(grad_output, input, negative_slope=0.01):
+    """dx = grad if x > 0 else negative_slope * grad.
+
+    ``input`` may be the output when ``negative_slope >= 0`` (then signs are kept).
+    """
+    g = _grad(grad_output, input)
+    scale = _mask(input > 0, input.dtype)
+    scale *= 1 - negative_slope
+    scale += negative_slope
+    return np.multiply(g, scale, out=scale)
+
+
+def threshold(input, threshold, value, inplace=False):
+    """x if x > threshold else value."""
+    x = _as_float(input)
+    replace = x <= threshold
+    out = x if inplace else x.copy()
+    np.copyto(out, value, where=replace, casting="unsafe")
+    return out
+
+
+def threshold_backward(grad_output, input, threshold):
+    """dx = grad where x > threshold; ``input`` may be the output when value <= threshold."""
+    g = _grad(grad_output, input)
+    return np.multiply(g, input > threshold)
+
+
+# ----------------------------------------------------------------------------- exponential units
+def _elu(x, alpha, scale, input_scale, inplace):
+    # scale * max(x, 0) + alpha * scale * expm1(input_scale * min(x, 0)): both branches with no select,
+    # and expm1 only sees arguments <= 0, so it cannot overflow.
+    neg = np.minimum(x, 0)
+    if input_scale != 1.0:
+        neg *= input_scale
+    np.expm1(neg, out=neg)
+    neg *= alpha * scale
+    out = np.maximum(x, 0, out=_out(x, inplace))
+    if scale != 1.0:
+        out *= scale
+    out += neg
+    return out
+
+
+def _elu_backward(grad_output, x, alpha, scale, input_scale, is_result):
+    # torch: x <= 0 -> grad * input_scale * alpha * scale * exp(input_scale * x)
+    #                 (from the output: grad * input_scale * (y + alpha * scale)); x > 0 -> grad * scale
+    g = _grad(grad_output, x)
+    nonpos = x <= 0
+    if is_result:
+        factor = np.minimum(x, 0)
+        factor += alpha * scale
+    else:
+        factor = np.minimum(x, 0)
+        if input_scale != 1.0:
+            factor *= input_scale
+        np.exp(factor, out=factor)
+        factor *= alpha * scale
+    if input_scale != 1.0:
+        factor *= input_scale
+    factor *= nonpos
+    positive = ~nonpos
+    factor += _mask(positive, x.dtype) * scale if scale != 1.0 else positive
+    return np.multiply(g, factor, out=factor)
+
+
+def elu(input, alpha=1.0, inplace=False):
+    """x if x > 0 else alpha * (exp(x) - 1)."""
+    return _elu(_as_float(input), alpha, 1.0, 1.0, inplace)
+
+
+def elu_backward(grad_output, x, alpha=1.0, is_result=False):
+    """dx of ELU; ``x`` is forward's input, or its output when ``is_result`` (needs alpha >= 0)."""
+    return _elu_backward(grad_output, x, alpha, 1.0, 1.0, is_result)
+
+
+def celu(input, alpha=1.0, inplace=False):
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise ValueError("celu: alpha cannot be 0")
+    return _elu(_as_float(input), alpha, 1.0, 1.0 / alpha, inplace)
+
+
+def celu_backward(grad_output, x, alpha=1.0, is_result=False):
+    """dx of CELU; ``x`` is forward's input, or its output when ``is_result``."""
+    return _elu_backward(grad_output, x, alpha, 1.0, 1.0 / alpha, is_result)
+
+
+def selu(input, inplace=False):
+    """scale * (max(0, x) + min(0, alpha * (exp(x) - 1))) with torch's alpha and scale."""
+    return _elu(_as_float(input), SELU_ALPHA, SELU_SCALE, 1.0, inplace)
+
+
+def selu_backward(grad_output, x, is_result=False):
+    """dx of SELU; ``x`` is forward's input, or its output when ``is_result``."""
+    return _elu_backward(grad_output, x, SELU_ALPHA, SELU_SCALE, 1.0, is_result)
+
+
+# ----------------------------------------------------------------------------- smooth gates
+def _check_approximate(approximate):
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def _gelu_tanh_inner(x):
+    inner = np.multiply(x, x)
+    inner *= _GELU_TANH_KAPPA
+    inner *= x
+    inner += x
+    inner *= _GELU_TANH_BETA
+    return inner
+
+
+def gelu(input, approximate="none"):
+    """x * Phi(x), Phi the standard normal CDF; ``approximate='tanh'`` uses torch's tanh formula."""
+    _check_approximate(approximate)
+    x = _as_float(input)
+    if approximate == "tanh":
+        t = np.tanh(_gelu_tanh_inner(x))
+    else:
+        t = np.multiply(x, _SQRT1_2)
+        special.erf(t, out=t)
+    t += 1
+    t *= 0.5
+    t *= x
+    return t
+
+
+def gelu_backward(grad_output, input, approximate="none"):
+    """dx = grad * (Phi(x) + x * phi(x)) (or the derivative of the tanh formula)."""
+    _check_approximate(approximate)
+    x = input
+    g = _grad(grad_output, x)
+    if approximate == "tanh":
+        t = np.tanh(_gelu_tanh_inner(x))
+        # 0.5 * (1 + t) + 0.5 * x * (1 - t^2) * beta * (1 + 3 kappa x^2)
+        d_inner = np.multiply(x, x)
+        d_inner *= 3 * _GELU_TANH_KAPPA * _GELU_TANH_BETA
+        d_inner += _GELU_TANH_BETA
+        sech2 = np.multiply(t, t)
+        np.subtract(1, sech2, out=sech2)
+        d_inner *= sech2
+        d_inner *= x
+        t += 1
+        t += d_inner
+        t *= 0.5
+        t *= g
+        return t
+    pdf = np.multiply(x, x)
+    pdf *= -0.5
+    np.exp(pdf, out=pdf)
+    pdf *= _INV_SQRT_2PI
+    pdf *= x
+    cdf = np.multiply(x, _SQRT1_2)
+    special.erf(cdf, out=cdf)
+    cdf += 1
+    cdf *= 0.5
+    cdf += pdf
+    cdf *= g
+    return cdf
+
+
+def sigmoid(input):
+    """1 / (1 + exp(-x)), computed stably."""
+    return special.expit(_as_float(input))
+
+
+def sigmoid_backward(grad_output, output):
+    """dx = grad * y * (1 - y) from the output y."""
+    g = _grad(grad_output, output)
+    d = np.subtract(1, output)
+    d *= output
+    d *= g
+    return d
+
+
+def tanh(input):
+    return np.tanh(_as_float(input))
+
+
+def tanh_backward(grad_output, output):
+    """dx = grad * (1 - y^2) from the output y."""
+    g = _grad(grad_output, output)
+    d = np.multiply(output, output)
+    np.subtract(1, d, out=d)
+    d *= g
+    return d
+
+
+def silu(input, inplace=False):
+    """x * sigmoid(x)."""
+    x = _as_float(input)
+    return np.multiply(x, special.expit(x), out=_out(x, inplace))
+
+
+def silu_backward(grad_output, input):
+    """dx = grad * s * (1 + x * (1 - s)), s = sigmoid(x)."""
+    x = input
+    g = _grad(grad_output, x)
+    s = special.expit(x)
+    d = np.subtract(1, s)
+    d *= x
+    d += 1
+    d *= s
+    d *= g
+    return d
+
+
+def _softplus1(x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)), finite for any x."""
+    t = np.abs(x)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    t += np.maximum(x, 0)
+    return t
+
+
+def mish(input, inplace=False):
+    """x * tanh(softplus(x))."""
+    x = _as_float(input)
+    t = np.tanh(_softplus1(x))
+    return np.multiply(x, t, out=_out(x, inplace))
+
+
+def mish_backward(grad_output, input):
+    """dx = grad * (t + x * sigmoid(x) * (1 - t^2)), t = tanh(softplus(x))."""
+    x = input
+    g = _grad(grad_output, x)
+    t = np.tanh(_softplus1(x))
+    d = np.multiply(t, t)
+    np.subtract(1, d, out=d)
+    d *= special.expit(x)
+    d *= x
+    d += t
+    d *= g
+    return d
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + exp(beta * x)) / beta; x itself where beta * x > threshold."""
+    x = _as_float(input)
+    bx = np.multiply(x, beta)
+    linear = bx > threshold
+    out = _softplus1(bx)
+    if beta != 1.0:
+        out /= beta
+    np.copyto(out, x, where=linear)
+    return out
+
+
+def softplus_backward(grad_output, input, beta=1.0, threshold=20.0):
+    """dx = grad * sigmoid(beta * x), or grad where beta * x > threshold."""
+    x = input
+    g = _grad(grad_output, x)
+    bx = np.multiply(x, beta)
+    linear = bx > threshold
+    d = special.expit(bx)
+    d *= ~linear
+    d += linear
+    d *= g
+    return d
+
+
+def softsign(input):
+    """x / (1 + |x|)."""
+    x = _as_float(input)
+    d = np.abs(x)
+    d += 1
+    return np.divide(x, d, out=d)
+
+
+def softsign_backward(grad_output, input):
+    """dx = grad / (1 + |x|)^2."""
+    g = _grad(grad_output, input)
+    d = np.abs(input)
+    d += 1
+    np.multiply(d, d, out=d)
+    return np.divide(g, d, out=d)
+
+
+def tanhshrink(input):
+    """x - tanh(x)."""
+    x = _as_float(input)
+    return np.subtract(x, np.tanh(x))
+
+
+def tanhshrink_backward(grad_output, input):
+    """dx = grad * tanh(x)^2."""
+    g = _grad(grad_output, input)
+    t = np.tanh(input)
+    np.multiply(t, t, out=t)
+    t *= g
+    return t
+
+
+def hardsigmoid(input, inplace=False):
+    """relu6(x + 3) / 6."""
+    x = _as_float(input)
+    out = np.add(x, 3, out=_out(x, inplace))
+    np.clip(out, 0, 6, out=out)
+    out /= 6
+    return out
+
+
+def hardsigmoid_backward(grad_output, input):
+    """dx = grad / 6 where -3 < x < 3."""
+    g = _grad(grad_output, input)
+    inside = input > -3
+    inside &= input < 3
+    d = np.multiply(g, inside)
+    d /= 6
+    return d
+
+
+def hardswish(input, inplace=False):
+    """x * relu6(x + 3) / 6."""
+    x = _as_float(input)
+    t = np.add(x, 3)
+    np.clip(t, 0, 6, out=t)
+    out = np.multiply(x, t, out=_out(x, inplace))
+    out /= 6
+    return out
+
+
+def hardswish_backward(grad_output, input):
+    """dx = 0 for x <= -3, grad * (x / 3 + 1/2) for -3 < x < 3, grad for x >= 3 (torch's boundaries)."""
+    x = input
+    g = _grad(grad_output, x)
+    middle = x > -3
+    middle &= x < 3
+    d = np.divide(x, 3)
+    d += 0.5
+    d *= middle
+    d += x >= 3
+    d *= g
+    return d
+
+
+def softshrink(input, lambd=0.5):
+    """x - lambd if x > lambd, x + lambd if x < -lambd, else 0."""
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    x = _as_float(input)
+    # x - clip(x, -lambd, lambd) is exactly the three branches
+    return np.subtract(x, np.clip(x, -lambd, lambd))
+
+
+def softshrink_backward(grad_output, input, lambd=0.5):
+    """dx = grad where |x| > lambd."""
+    g = _grad(grad_output, input)
+    return np.multiply(g, np.abs(input) > lambd)
+
+
+def hardshrink(input, lambd=0.5):
+    """x where |x| > lambd, else 0."""
+    x = _as_float(input)
+    return np.multiply(x, _shrink_mask(x, lambd))
+
+
+def hardshrink_backward(grad_output, input, lambd=0.5):
+    """dx = grad where |x| > lambd (where x < -lambd or x > lambd, for any sign of lambd)."""
+    g = _grad(grad_output, input)
+    return np.multiply(g, _shrink_mask(input, lambd))
+
+
+def _shrink_mask(x, lambd):
+    keep = x < -lambd
+    keep |= x > lambd
+    return keep
+
+
+def logsigmoid(input):
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any x."""
+    x = _as_float(input)
+    t = np.abs(x)
+    np.negative(t, out=t)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    return np.subtract(np.minimum(x, 0), t, out=t)
+
+
+def logsigmoid_backward(grad_output, input):
+    """dx = grad * sigmoid(-x)."""
+    g = _grad(grad_output, input)
+    d = special.expit(np.negative(input))
+    d *= g
+    return d
+
+
+# ----------------------------------------------------------------------------- PReLU
+def _prelu_weight(x, weight):
+    """Weight shaped to broadcast along the channel dim (dim 1; no channel dim below 2-D)."""
+    w = np.asarray(weight, dtype=x.dtype).reshape(-1)
+    channels = x.shape[1] if x.ndim >= 2 else 1
+    if w.size != 1 and w.size != channels:
+        raise ValueError(f"prelu: expected {channels} or 1 weights for the channel dim of input shape {x.shape} "
+                         f"(channels are dim 1; inputs below 2-D have 1 channel), got {w.size}")
+    if w.size == 1 or x.ndim < 2:
+        return w.reshape(())
+    return w.reshape((channels,) + (1,) * (x.ndim - 2))
+
+
+def prelu(input, weight):
+    """x if x > 0 else weight * x, one weight per channel (dim 1) or one shared weight."""
+    x = _as_float(input)
+    return _two_slopes(x, _prelu_weight(x, weight))
+
+
+def prelu_backward(grad_output, input, weight):
+    """Returns (grad_input, grad_weight); grad_weight has weight's shape."""
+    x = input
+    g = _grad(grad_output, x)
+    w = _prelu_weight(x, weight)
+    neg = x <= 0
+    dx = np.multiply(g, neg)
+    dw_full = np.multiply(dx, x)
+    dx *= w - 1
+    dx += g
+    if w.ndim == 0:
+        dw = dw_full.sum()
+    else:
+        dw = dw_full.sum(axis=tuple(i for i in range(x.ndim) if i != 1))
+    return dx, np.asarray(dw, dtype=x.dtype).reshape(np.shape(weight))
+
+
+# ----------------------------------------------------------------------------- softmax family
+def _softmax_dim(name, dim, ndim, stacklevel):
+    """torch's legacy rule when ``dim`` is None (with its warning), then bounds-checked and normalized."""
+    if dim is None:
+        warnings.warn(f"Implicit dimension choice for {name} has been deprecated. "
+                      "Change the call to include dim=X as an argument.", UserWarning, stacklevel=stacklevel)
+        dim = 0 if ndim in (0, 1, 3) else 1
+    rank = max(ndim, 1)
+    if not -rank <= dim < rank:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
+    return dim % rank
+
+
+def _softmax_input(input, dtype):
+    x = _as_float(input)
+    if dtype is not None:
+        x = x.astype(dtype, copy=False)
+    return x
+
+
+def _log_softmax(x, axis):
+    if x.ndim == 0:
+        return np.zeros_like(x)
+    t = np.subtract(x, x.max(axis=axis, keepdims=True))
+    lse = np.exp(t).sum(axis=axis, keepdims=True)
+    np.log(lse, out=lse)
+    t -= lse
+    return t
+
+
+def _softmax(x, axis):
+    if x.ndim == 0:
+        return np.ones_like(x)
+    t = np.subtract(x, x.max(axis=axis, keepdims=True))
+    np.exp(t, out=t)
+    t /= t.sum(axis=axis, keepdims=True)
+    return t
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """exp(x) / sum(exp(x)) along ``dim`` (shifted by the max, so no overflow)."""
+    x = _softmax_input(input, dtype)
+    return _softmax(x, _softmax_dim("softmax", dim, x.ndim, _stacklevel))
+
+
+def softmax_backward(grad_output, output, dim):
+    """dx = y * (grad - sum(grad * y, dim)) from the output y."""
+    y = output
+    g = _grad(grad_output, y)
+    if y.ndim == 0:
+        return np.zeros_like(y)
+    axis = _softmax_dim("softmax", dim, y.ndim, 3)
+    dx = np.multiply(g, y)
+    s = dx.sum(axis=axis, keepdims=True)
+    np.subtract(g, s, out=dx)
+    dx *= y
+    return dx
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """x - logsumexp(x) along ``dim``."""
+    x = _softmax_input(input, dtype)
+    return _log_softmax(x, _softmax_dim("log_softmax", dim, x.ndim, _stacklevel))
+
+
+def log_softmax_backward(grad_output, output, dim):
+    """dx = grad - exp(y) * sum(grad, dim) from the output y."""
+    y = output
+    g = _grad(grad_output, y)
+    if y.ndim == 0:
+        return np.zeros_like(y)
+    axis = _softmax_dim("log_softmax", dim, y.ndim, 3)
+    dx = np.exp(y)
+    dx *= g.sum(axis=axis, keepdims=True)
+    np.subtract(g, dx, out=dx)
+    return dx
+
+
+def _softmin(x, axis):
+    return _softmax(np.negative(x), axis)
+
+
+def softmin(input, dim=None, _stacklevel=3, dtype=None):
+    """softmax(-x) along ``dim``."""
+    x = _softmax_input(input, dtype)
+    return _softmin(x, _softmax_dim("softmin", dim, x.ndim, _stacklevel))
+
+
+def softmin_backward(grad_output, output, dim):
+    """dx = -softmax_backward(grad, y) from the output y."""
+    dx = softmax_backward(grad_output, output, dim)
+    return np.negative(dx, out=dx)
