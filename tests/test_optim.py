@@ -149,12 +149,15 @@ def test_resume_from_saved_state_dict(case, tmp_path):
     first = [Parameter(v.copy()) for v in values]
     opt = cls(groups(first), **cfg)
     run(opt, first, coefs, STEPS // 2)
+    saved = copy.deepcopy(opt.state_dict())
     torchlite.save({"optimizer": opt.state_dict(), "params": [p.data for p in first]}, tmp_path / "ckpt.npz")
     del opt
 
     ckpt = torchlite.load(tmp_path / "ckpt.npz")
     resumed = [Parameter(v.copy()) for v in ckpt["params"]]
     opt = cls(groups(resumed), **cfg)
+    assert ckpt["optimizer"]["param_groups"] == saved["param_groups"]  # tuples (betas), None, bools survive
+    assert list(ckpt["optimizer"]["state"]) == list(saved["state"])  # int keys survive
     opt.load_state_dict(ckpt["optimizer"])
     assert opt.param_groups[1]["lr"] == 0.02
     run(opt, resumed, coefs, STEPS - STEPS // 2)
@@ -204,6 +207,28 @@ def test_scalar_state_dtype_follows_torch():
         ours, theirs = opt.state[tl[0]][key], topt.state[tp[0]][key].numpy()
         assert ours.shape == () and ours.dtype == theirs.dtype == np.float32
         assert ours == theirs
+
+
+def test_load_keeps_scalar_state_dtype_and_accepts_plain_numbers(tmp_path):
+    p = Parameter(np.ones(3))
+    opt = optim.NAdam([p])
+    p.grad = np.ones(3)
+    opt.step()
+    torchlite.save(opt.state_dict(), tmp_path / "nadam.npz")
+    fresh = optim.NAdam([Parameter(np.ones(3))])
+    fresh.load_state_dict(torchlite.load(tmp_path / "nadam.npz"))
+    state = next(iter(fresh.state.values()))
+    for key in ("step", "mu_product"):
+        assert isinstance(state[key], np.ndarray) and state[key].dtype == np.float32
+        assert state[key] == opt.state[p][key]
+    assert state["exp_avg"].dtype == np.float64
+
+    sd = opt.state_dict()
+    sd["state"][0] = dict(sd["state"][0], step=3, mu_product=0.5)
+    fresh.load_state_dict(sd)
+    state = next(iter(fresh.state.values()))
+    assert state["step"].shape == () and state["step"].dtype == np.float32 and float(state["step"]) == 3.0
+    assert state["mu_product"].dtype == np.float32
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -230,7 +230,8 @@ class Optimizer:
 
         Group and parameter counts and the shapes of state arrays are checked first; on a
         mismatch a ValueError says what differs and nothing is changed. Arrays are copied and
-        cast to their parameter's dtype; 0-d counters (``step``) keep their dtype.
+        cast to their parameter's dtype; 0-d counters (``step``) keep their dtype, and plain
+        numbers there become 0-d arrays of float32 (float64 under a float64 default dtype).
         """
         name = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
@@ -275,7 +276,8 @@ class Optimizer:
                 if arr.ndim != 0:
                     raise ValueError(f"{name}: state {key!r} of parameter {index} should be a scalar, "
                                      f"got shape {arr.shape}")
-                dtype = arr.dtype if arr.dtype.kind == "f" else _scalar_dtype()
+                is_float_array = isinstance(value, (np.ndarray, np.generic)) and arr.dtype.kind == "f"
+                dtype = arr.dtype if is_float_array else _scalar_dtype()
                 out[key] = np.array(arr, dtype=dtype, copy=True)
             elif isinstance(value, (np.ndarray, np.generic)):
                 arr = np.asarray(value)
