@@ -64,10 +64,7 @@ class _Geometry:
         self.size, self.kernel, self.stride, self.dilation = size, kernel, stride, dilation
         self.pads, self.out = pads, out
         self.padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads))
-        cg = c // groups
-        run_pixel = cg * (kernel[-1] if dilation[-1] == 1 and groups == 1 else 1)
-        run_tap = out[-1] if stride[-1] == 1 else 1
-        self.pixel_major = run_pixel >= run_tap
+        self.pixel_major = _prefer_pixel_major(self)
 
     @property
     def taps(self):
@@ -76,6 +73,14 @@ class _Geometry:
     @property
     def pixels(self):
         return self.n * math.prod(self.out)
+
+
+def _prefer_pixel_major(geo):
+    """Pick the column layout whose im2col copy moves the longer contiguous runs."""
+    cg = geo.c // geo.groups
+    run_pixel = cg * (geo.kernel[-1] if geo.dilation[-1] == 1 and geo.groups == 1 else 1)
+    run_tap = geo.out[-1] if geo.stride[-1] == 1 else 1
+    return run_pixel >= run_tap
 
 
 ConvContext = namedtuple("ConvContext", ["geometry", "cols", "weight", "has_bias"])
