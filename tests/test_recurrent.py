@@ -314,7 +314,7 @@ def test_dropout_masks_statistics_and_seeding():
     weights = lstm._weights()
     states = (np.zeros((3, 64, 50), np.float32),) * 2
     torchlite.manual_seed(7)
-    out, _, cache = F.recurrent("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
+    out, _, cache = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
     masks = cache[3]
     assert len(masks) == 2 and masks[0].dtype == np.float32
     for m in masks:
@@ -323,9 +323,9 @@ def test_dropout_masks_statistics_and_seeding():
         np.testing.assert_allclose(m[kept], 1 / 0.7, rtol=1e-6)
     assert np.any(masks[0] != masks[1])
     torchlite.manual_seed(7)
-    again, _, _ = F.recurrent("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
+    again, _, _ = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
     np.testing.assert_array_equal(out, again)
-    _, _, no_drop = F.recurrent("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3)
+    _, _, no_drop = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3)
     assert no_drop[3] == []
 
 

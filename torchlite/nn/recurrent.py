@@ -134,7 +134,7 @@ class RNNBase(Module):
         """Returns (output, h_n) for RNN and GRU, (output, (h_n, c_n)) for LSTM."""
         x, layout = self._packed_input(input)
         states = self._initial_states(hx, layout)
-        out, finals, cache = F.recurrent(self.mode, x, states, self._weights(), layout["batch_sizes"],
+        out, finals, cache = F.recurrent_stack(self.mode, x, states, self._weights(), layout["batch_sizes"],
                                          self.num_layers, self.bidirectional, self.dropout, self.training)
         self.save_for_backward(cache, layout, hx is not None)
         return self._unpack(out, layout), self._nest(tuple(self._user_state(s, layout) for s in finals))
@@ -152,7 +152,7 @@ class RNNBase(Module):
             names = tuple("grad of " + n.replace("_0", "_n") for n in self._state_names)
             grad_states = tuple(None if g is None else self._internal_state(g, layout, name, shape)
                                 for g, name, shape in zip(grad_states, names, self._state_shapes(layout)))
-        dx, dstates, dweights = F.recurrent_backward(grad, grad_states, cache, self.needs_input_grad)
+        dx, dstates, dweights = F.recurrent_stack_backward(grad, grad_states, cache, self.needs_input_grad)
         for names, grads in zip(self._all_weights, dweights):
             for name, g in zip(names, (g for g in grads if g is not None)):
                 self._parameters[name].accumulate_grad(g)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...random import get_generator
 
-__all__ = ["recurrent_layer", "recurrent_layer_backward", "recurrent", "recurrent_backward", "RNN_MODES"]
+__all__ = ["recurrent_layer", "recurrent_layer_backward", "recurrent_stack", "recurrent_stack_backward", "RNN_MODES"]
 
 #: gates per hidden unit for each mode
 RNN_MODES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -307,7 +307,7 @@ def _dropout_mask(shape, p, dtype):
     return keep * np.asarray(scale, dtype=dtype)
 
 
-def recurrent(mode, x, states, weights, batch_sizes, num_layers=1, bidirectional=False, dropout=0.0,
+def recurrent_stack(mode, x, states, weights, batch_sizes, num_layers=1, bidirectional=False, dropout=0.0,
               training=False):
     """A stack of ``num_layers`` recurrent layers (torch's RNN/LSTM/GRU without the layout work).
 
@@ -341,8 +341,8 @@ def recurrent(mode, x, states, weights, batch_sizes, num_layers=1, bidirectional
     return x, tuple(finals), (num_layers, D, caches, masks, [s.shape for s in states])
 
 
-def recurrent_backward(grad_output, grad_states, cache, need_input_grad=True):
-    """Backward of ``recurrent``: returns (dx or None, initial-state gradients (tuple), list of
+def recurrent_stack_backward(grad_output, grad_states, cache, need_input_grad=True):
+    """Backward of ``recurrent_stack``: returns (dx or None, initial-state gradients (tuple), list of
     weight-gradient tuples in the order of ``weights``).
 
     ``grad_output`` (total, D*P) and ``grad_states`` (a tuple like ``states``, or None; entries
