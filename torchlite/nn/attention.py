@@ -172,32 +172,40 @@ class MultiheadAttention(Module):
 
     def _project(self, q, k, v, self_attention):
         """q, k, v (N, *, in) -> projected (N, *, E); one GEMM for packed self-attention."""
+        # 2-D GEMMs: numpy's stacked (3-D @ 2-D) matmul is many times slower than one BLAS call
         if self_attention and self._qkv_same_embed_dim:
-            qkv = q @ self.in_proj_weight.data.T
+            qkv = _rows(q) @ self.in_proj_weight.data.T
             if self.in_proj_bias is not None:
                 qkv += self.in_proj_bias.data
-            return np.split(qkv, 3, axis=-1)
+            return [part.reshape(q.shape[:-1] + (self.embed_dim,)) for part in np.split(qkv, 3, axis=-1)]
         ws, bs = self._in_proj_parts()
         out = []
         for x, w, b in zip((q, k, v), ws, bs):
-            y = x @ w.T
+            y = _rows(x) @ w.T
             if b is not None:
                 y += b
-            out.append(y)
+            out.append(y.reshape(x.shape[:-1] + (self.embed_dim,)))
         return out
 
     def _project_backward(self, grads, inputs):
         """Accumulate the in-projection parameter grads; return d inputs."""
         ws, _ = self._in_proj_parts()
-        dws = [(g.reshape(-1, g.shape[-1]).T @ x.reshape(-1, x.shape[-1])) for g, x in zip(grads, inputs)]
-        if self._qkv_same_embed_dim:
-            self.in_proj_weight.accumulate_grad(np.concatenate(dws, axis=0))
+        grads = [_rows(g) for g in grads]
+        if self._qkv_same_embed_dim and inputs[0] is inputs[1] is inputs[2]:
+            dqkv = np.concatenate(grads, axis=1)
+            self.in_proj_weight.accumulate_grad(dqkv.T @ _rows(inputs[0]))
+            dbias = dqkv.sum(axis=0)
         else:
-            for p, dw in zip((self.q_proj_weight, self.k_proj_weight, self.v_proj_weight), dws):
-                p.accumulate_grad(dw)
+            dws = [g.T @ _rows(x) for g, x in zip(grads, inputs)]
+            if self._qkv_same_embed_dim:
+                self.in_proj_weight.accumulate_grad(np.concatenate(dws, axis=0))
+            else:
+                for p, dw in zip((self.q_proj_weight, self.k_proj_weight, self.v_proj_weight), dws):
+                    p.accumulate_grad(dw)
+            dbias = np.concatenate([g.sum(axis=0) for g in grads])
         if self.in_proj_bias is not None:
-            self.in_proj_bias.accumulate_grad(np.concatenate([g.sum(axis=(0, 1)) for g in grads]))
-        return [g @ w for g, w in zip(grads, ws)]
+            self.in_proj_bias.accumulate_grad(dbias)
+        return [(g @ w).reshape(x.shape) for g, w, x in zip(grads, ws, inputs)]
 
     def _split_heads(self, x):
         N, T, _ = x.shape
@@ -303,6 +311,11 @@ class MultiheadAttention(Module):
         if not self.batch_first:
             return tuple(np.ascontiguousarray(d.transpose(1, 0, 2)) for d in (dq, dk, dv))
         return dq, dk, dv
+
+
+def _rows(x):
+    """(..., F) as a 2-D (rows, F) array for one GEMM."""
+    return x.reshape(-1, x.shape[-1])
 
 
 def _pad_last(mask):
