@@ -1,1 +1,545 @@
-__all__ = []
+"""Pooling, 1d/2d/3d from one N-d implementation: max, average, adaptive, LP and max-unpooling.
+
+Inputs are (N, C, *spatial) or unbatched (C, *spatial); the last d dims are pooled. A window
+is visited as its kernel taps: tap t is the strided slice ``x[..., t*dilation :: stride]``, so
+max and average pooling are kernel-size passes of whole-array ufuncs, with no im2col copy.
+Max pooling records which tap won (the first maximum in window order, as torch, so ties after
+a ReLU send the gradient to one element), and its backward writes the gradient tap by tap.
+``indices`` follow torch: flat positions inside each (unpadded) input plane.
+"""
+import math
+from collections import namedtuple
+
+import numpy as np
+
+from .conv import _ntuple
+from .upsampling import interpolate, interpolate_backward
+
+__all__ = [
+    "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "max_pool3d_with_indices", "max_pool_nd", "max_pool_nd_backward",
+    "avg_pool1d", "avg_pool2d", "avg_pool3d", "avg_pool_nd", "avg_pool_nd_backward",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_avg_pool_nd",
+    "adaptive_avg_pool_nd_backward", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "adaptive_max_pool_nd", "adaptive_max_pool_nd_backward", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+    "max_unpool_nd", "max_unpool_nd_backward", "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool_nd",
+    "lp_pool_nd_backward", "interpolate", "interpolate_backward", "PoolContext",
+]
+
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+PoolContext = namedtuple("PoolContext", ["geometry", "input_shape", "dtype", "saved"])
+PoolContext.__doc__ = "What a pooling backward needs: geometry, input shape and dtype, and its own saved array."
+
+
+class _PoolGeometry(namedtuple("_PoolGeometry", "size kernel stride padding dilation out")):
+    """Window layout over the last d dims; the padded array spans ``extent`` per dim."""
+
+    @property
+    def extent(self):
+        """Padded size covering every window (ceil_mode windows may run past the right padding)."""
+        return tuple(max(s + 2 * p, (o - 1) * st + dl * (k - 1) + 1)
+                     for s, p, o, st, dl, k in zip(self.size, self.padding, self.out, self.stride, self.dilation,
+                                                   self.kernel))
+
+    @property
+    def padded(self):
+        return any(e != s for e, s in zip(self.extent, self.size))
+
+    @property
+    def overlapping(self):
+        return any(dl * (k - 1) >= st for k, st, dl in zip(self.kernel, self.stride, self.dilation))
+
+    def windows(self):
+        """(tap number, index tuple selecting that tap of every window) over the padded array."""
+        for t, offset in enumerate(np.ndindex(*self.kernel)):
+            yield t, (Ellipsis,) + tuple(slice(k * dl, k * dl + st * (o - 1) + 1, st)
+                                         for k, dl, st, o in zip(offset, self.dilation, self.stride, self.out))
+
+    def interior(self):
+        return (Ellipsis,) + tuple(slice(p, p + s) for p, s in zip(self.padding, self.size))
+
+
+def _check_input(x, d, who):
+    x = np.asarray(x)
+    if x.ndim not in (d + 1, d + 2) or 0 in x.shape[-d:]:
+        raise ValueError(f"{who}: expected input (N, C, {_SPATIAL[d]}) or (C, {_SPATIAL[d]}) with non-empty "
+                         f"spatial dims, got shape {x.shape}")
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64) if x.dtype.itemsize > 4 else x.astype(np.float32)
+    return x
+
+
+def _pool_geometry(shape, d, kernel_size, stride, padding, dilation, ceil_mode, who, avg=False):
+    kernel = _ntuple(kernel_size, d, "kernel_size", who)
+    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) else \
+        _ntuple(stride, d, "stride", who)
+    padding = _ntuple(padding, d, "padding", who)
+    dilation = _ntuple(dilation, d, "dilation", who)
+    if min(kernel) < 1 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
+        raise ValueError(f"{who}: kernel_size, stride and dilation must be positive and padding non-negative, got "
+                         f"kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation}")
+    for k, p, dl in zip(kernel, padding, dilation):
+        if avg and p > k // 2:
+            raise ValueError(f"{who}: pad should be at most half of kernel size, but got pad={p}, kernel_size={k}")
+        if not avg and p > (dl * (k - 1) + 1) // 2:
+            raise ValueError(f"{who}: pad should be at most half of effective kernel size, but got pad={p}, "
+                             f"kernel_size={k} and dilation={dl}")
+    size = tuple(shape[-d:])
+    out = []
+    for s, k, st, p, dl in zip(size, kernel, stride, padding, dilation):
+        o = (s + 2 * p - dl * (k - 1) - 1 + (st - 1 if ceil_mode else 0)) // st + 1
+        if ceil_mode and (o - 1) * st >= s + p:
+            o -= 1
+        out.append(o)
+    if min(out) < 1:
+        raise ValueError(f"{who}: given input size {size}, the calculated output size {tuple(out)} is too small "
+                         f"(kernel_size={kernel}, stride={stride}, padding={padding}, dilation={dilation})")
+    return _PoolGeometry(size, kernel, stride, padding, dilation, tuple(out))
+
+
+def _pad_to(x, geo, value):
+    """``x`` inside an array of ``geo.extent`` filled with ``value`` (``x`` itself when nothing is added)."""
+    if not geo.padded:
+        return x
+    xp = np.full(x.shape[:-len(geo.size)] + geo.extent, value, dtype=x.dtype)
+    xp[geo.interior()] = x
+    return xp
+
+
+def _plane_strides(size):
+    """Row-major strides, in elements, of an array of spatial ``size``."""
+    return tuple(math.prod(size[i + 1:]) for i in range(len(size)))
+
+
+def _tap_dtype(taps):
+    return np.uint8 if taps < 256 else np.int32
+
+
+# ------------------------------------------------------------------------------ max pooling
+def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False,
+                return_context=False, who=None):
+    """Max over each window of the last ``d`` dims: (N, C, *size) or (C, *size) -> (..., *out).
+
+    out = (size + 2*padding - dilation*(kernel-1) - 1) / stride + 1, rounded down (up with
+    ceil_mode, keeping the last window starting inside the input or left padding).
+    Returns out, then the int64 indices if ``return_indices``, then the PoolContext for
+    ``max_pool_nd_backward`` if ``return_context``.
+    """
+    who = who or f"max_pool{d}d"
+    x = _check_input(input, d, who)
+    geo = _pool_geometry(x.shape, d, kernel_size, stride, padding, dilation, ceil_mode, who)
+    xp = _pad_to(x, geo, -np.inf)
+    views = [xp[w] for _, w in geo.windows()]
+    best = views[0].copy()
+    for v in views[1:]:
+        np.maximum(best, v, out=best)
+    result = [best]
+    if return_indices or return_context:
+        arg = _first_max_tap(views, best)
+        if return_indices:
+            result.append(_flat_indices(arg, geo))
+        if return_context:
+            result.append(PoolContext(geo, x.shape, x.dtype, arg))
+    return result[0] if len(result) == 1 else tuple(result)
+
+
+def _first_max_tap(views, best):
+    """For each window, the first tap holding its maximum (the last NaN when there is one, as torch)."""
+    arg = np.full(best.shape, len(views) - 1, dtype=_tap_dtype(len(views)))
+    for t in range(len(views) - 2, -1, -1):
+        np.copyto(arg, t, where=views[t] == best)
+    nan = np.isnan(best)
+    if nan.any():
+        for t, v in enumerate(views):
+            np.copyto(arg, t, where=nan & np.isnan(v))
+    return arg
+
+
+def _flat_indices(arg, geo):
+    """Flat index inside each unpadded input plane of the tap ``arg`` of every window."""
+    plane = _plane_strides(geo.size)
+    offsets = np.array([sum(t * dl * st for t, dl, st in zip(offset, geo.dilation, plane))
+                        for offset in np.ndindex(*geo.kernel)], dtype=np.int64)
+    index = offsets[arg]
+    d = len(geo.size)
+    for axis, (o, st, p, ps) in enumerate(zip(geo.out, geo.stride, geo.padding, plane)):
+        shape = [1] * d
+        shape[axis] = o
+        index += ((np.arange(o) * st - p) * ps).reshape(shape)
+    return index
+
+
+def max_pool_nd_backward(grad_output, ctx):
+    """dx of ``max_pool_nd`` from its context: each window's gradient goes to its winning tap."""
+    geo, arg = ctx.geometry, ctx.saved
+    grad = np.asarray(grad_output, dtype=ctx.dtype)
+    if grad.shape != arg.shape:
+        raise ValueError(f"max_pool{len(geo.size)}d_backward: expected grad_output of shape {arg.shape}, "
+                         f"got {grad.shape}")
+    dxp = np.zeros(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
+    overlapping = geo.overlapping
+    for t, w in geo.windows():
+        view = dxp[w]
+        if overlapping:
+            np.add(view, grad, out=view, where=arg == t)
+        else:
+            np.copyto(view, grad, where=arg == t)
+    return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
+
+
+def _max_pool(d, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    return max_pool_nd(input, d, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling over L: (N, C, L) -> (N, C, L_out); with ``return_indices`` also the indices."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling over H, W: (N, C, H, W) -> (N, C, H_out, W_out); with ``return_indices`` also the indices."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling over D, H, W: (N, C, D, H, W) -> (N, C, *out); with ``return_indices`` also the indices."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(output, indices) of ``max_pool1d``."""
+    return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(output, indices) of ``max_pool2d``."""
+    return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """(output, indices) of ``max_pool3d``."""
+    return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+# ------------------------------------------------------------------------------ average pooling
+def _divisor(geo, ceil_padding_counts, count_include_pad, divisor_override, dtype):
+    """Per-window divisor: override, or the window's size clipped to the padded (or real) input."""
+    if divisor_override is not None:
+        return dtype.type(divisor_override)
+    d = len(geo.size)
+    total = np.ones((1,) * d, dtype=np.int64)
+    for axis, (s, k, st, p, o) in enumerate(zip(geo.size, geo.kernel, geo.stride, geo.padding, geo.out)):
+        start = np.arange(o) * st - p
+        end = np.minimum(start + k, s + p)
+        if not count_include_pad:
+            end = np.minimum(end, s)
+            start = np.maximum(start, 0)
+        elif not ceil_padding_counts:
+            start = np.maximum(start, -p)
+        shape = [1] * d
+        shape[axis] = o
+        total = total * (end - start).reshape(shape)
+    return total.astype(dtype)
+
+
+def avg_pool_nd(input, d, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                divisor_override=None, return_context=False, who=None):
+    """Mean over each window of the last ``d`` dims: (N, C, *size) or (C, *size) -> (..., *out).
+
+    Zero padding; count_include_pad counts padded positions in the divisor (never the part of
+    a ceil_mode window past the padding); divisor_override replaces the divisor.
+    """
+    who = who or f"avg_pool{d}d"
+    x = _check_input(input, d, who)
+    geo = _pool_geometry(x.shape, d, kernel_size, stride, padding, 1, ceil_mode, who, avg=True)
+    if divisor_override is not None and divisor_override == 0:
+        raise ValueError(f"{who}: divisor must be not zero")
+    divisor = _divisor(geo, True, count_include_pad, divisor_override, x.dtype)
+    xp = _pad_to(x, geo, 0)
+    total = None
+    for _, w in geo.windows():
+        total = xp[w].copy() if total is None else np.add(total, xp[w], out=total)
+    total /= divisor
+    if return_context:
+        return total, PoolContext(geo, x.shape, x.dtype, divisor)
+    return total
+
+
+def avg_pool_nd_backward(grad_output, ctx):
+    """dx of ``avg_pool_nd``: every tap of a window gets grad / divisor."""
+    geo = ctx.geometry
+    grad = np.asarray(grad_output, dtype=ctx.dtype)
+    expected = ctx.input_shape[:-len(geo.size)] + geo.out
+    if grad.shape != expected:
+        raise ValueError(f"avg_pool{len(geo.size)}d_backward: expected grad_output of shape {expected}, "
+                         f"got {grad.shape}")
+    share = grad / ctx.saved
+    dxp = np.zeros(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
+    for _, w in geo.windows():
+        dxp[w] += share
+    return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    """Average pooling over L: (N, C, L) -> (N, C, L_out)."""
+    return avg_pool_nd(input, 1, kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling over H, W: (N, C, H, W) -> (N, C, H_out, W_out)."""
+    return avg_pool_nd(input, 2, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling over D, H, W: (N, C, D, H, W) -> (N, C, *out)."""
+    return avg_pool_nd(input, 3, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+
+
+# ------------------------------------------------------------------------------ LP pooling
+def lp_pool_nd(input, d, norm_type, kernel_size, stride=None, ceil_mode=False, return_context=False, who=None):
+    """(sum of x**p over each window) ** (1/p), computed as torch does: (avg_pool(x**p) * k) ** (1/p)."""
+    who = who or f"lp_pool{d}d"
+    x = _check_input(input, d, who)
+    p = x.dtype.type(norm_type)
+    taps = x.dtype.type(math.prod(_ntuple(kernel_size, d, "kernel_size", who)))
+    powered = np.power(x, p)
+    mean, ctx = avg_pool_nd(powered, d, kernel_size, stride, 0, ceil_mode, return_context=True, who=who)
+    y = np.power(mean * taps, 1 / p)
+    if return_context:
+        return y, PoolContext(ctx.geometry, x.shape, x.dtype, (ctx, x, mean, p, taps))
+    return y
+
+
+def lp_pool_nd_backward(grad_output, ctx):
+    """dx of ``lp_pool_nd`` by the chain rule through the power, the average and the root."""
+    avg_ctx, x, mean, p, taps = ctx.saved
+    grad = np.asarray(grad_output, dtype=ctx.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_mean = grad * taps * (1 / p) * np.power(mean * taps, 1 / p - 1)
+        return avg_pool_nd_backward(d_mean, avg_ctx) * p * np.power(x, p - 1)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over L: (N, C, L) -> (N, C, L_out)."""
+    return lp_pool_nd(input, 1, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over H, W: (N, C, H, W) -> (N, C, H_out, W_out)."""
+    return lp_pool_nd(input, 2, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    """Power-average pooling over D, H, W: (N, C, D, H, W) -> (N, C, *out)."""
+    return lp_pool_nd(input, 3, norm_type, kernel_size, stride, ceil_mode)
+
+
+# ------------------------------------------------------------------------------ adaptive pooling
+def _adaptive_sizes(x, d, output_size, who):
+    out = _ntuple(tuple(s if s is not None else -1 for s in output_size)
+                  if isinstance(output_size, (tuple, list)) else output_size, d, "output_size", who)
+    out = tuple(s if o == -1 else o for o, s in zip(out, x.shape[-d:]))
+    if min(out) < 1:
+        raise ValueError(f"{who}: output_size must be positive, got {output_size!r}")
+    return out
+
+
+def _bins(size, out):
+    """torch's adaptive windows along one axis: [floor(i*size/out), ceil((i+1)*size/out))."""
+    i = np.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _mean_matrix(size, out, dtype):
+    start, end = _bins(size, out)
+    cols = np.arange(size)
+    inside = (cols >= start[:, None]) & (cols < end[:, None])
+    return (inside / (end - start)[:, None]).astype(dtype)
+
+
+def _apply_axis(x, matrix, axis):
+    """``matrix`` (out, size) applied along ``axis`` of x."""
+    return np.moveaxis(np.moveaxis(x, axis, -1) @ matrix.T, -1, axis)
+
+
+def adaptive_avg_pool_nd(input, d, output_size, return_context=False, who=None):
+    """Mean over torch's adaptive windows: (N, C, *size) -> (N, C, *output_size); None keeps a size.
+
+    The windows of different dims are independent, so the mean is one small averaging
+    matrix applied per dim.
+    """
+    who = who or f"adaptive_avg_pool{d}d"
+    x = _check_input(input, d, who)
+    out = _adaptive_sizes(x, d, output_size, who)
+    matrices = [_mean_matrix(s, o, x.dtype) for s, o in zip(x.shape[-d:], out)]
+    y = x
+    for axis, m in zip(range(-d, 0), matrices):
+        y = _apply_axis(y, m, axis)
+    y = np.ascontiguousarray(y)
+    if return_context:
+        return y, PoolContext(d, x.shape, x.dtype, matrices)
+    return y
+
+
+def adaptive_avg_pool_nd_backward(grad_output, ctx):
+    """dx of ``adaptive_avg_pool_nd``: the averaging matrices transposed."""
+    grad = np.asarray(grad_output, dtype=ctx.dtype)
+    for axis, m in zip(range(-ctx.geometry, 0), ctx.saved):
+        grad = _apply_axis(grad, m.T, axis)
+    return np.ascontiguousarray(grad)
+
+
+def adaptive_max_pool_nd(input, d, output_size, return_indices=False, return_context=False, who=None):
+    """Max over torch's adaptive windows: (N, C, *size) -> (N, C, *output_size).
+
+    Max (and the first maximum's position) is taken one dim at a time, last dim first, which
+    picks the first maximum in row-major window order as torch does.
+    """
+    who = who or f"adaptive_max_pool{d}d"
+    x = _check_input(input, d, who)
+    out = _adaptive_sizes(x, d, output_size, who)
+    plane = _plane_strides(x.shape[-d:])
+    values, index = x, None
+    for axis in range(-1, -d - 1, -1):
+        size, o = x.shape[axis], out[axis]
+        start, end = _bins(size, o)
+        shape = [1] * d
+        shape[axis] = o
+        best = best_index = None
+        for t in range(int(np.max(end - start))):
+            pos = np.minimum(start + t, end - 1)
+            v = np.take(values, pos, axis=axis)
+            i = (pos * plane[axis]).reshape(shape)
+            if index is not None:
+                i = np.take(index, pos, axis=axis) + i
+            if best is None:
+                best, best_index = v.copy(), np.broadcast_to(i, v.shape).copy()
+                continue
+            take = (v > best) | np.isnan(v)
+            np.copyto(best, v, where=take)
+            np.copyto(best_index, i, where=take)
+        values, index = best, best_index
+    result = [values]
+    if return_indices:
+        result.append(index.astype(np.int64))
+    if return_context:
+        result.append(PoolContext(d, x.shape, x.dtype, index))
+    return result[0] if len(result) == 1 else tuple(result)
+
+
+def _scatter_add(values, index, input_shape, d):
+    """Sum ``values`` into zeros of ``input_shape`` at flat in-plane positions ``index`` (last d dims)."""
+    plane = math.prod(input_shape[-d:])
+    planes = math.prod(input_shape[:-d])
+    offsets = (np.arange(planes, dtype=np.int64) * plane).reshape(input_shape[:-d] + (1,) * d)
+    flat = np.bincount((index + offsets).ravel(), weights=values.ravel(), minlength=planes * plane)
+    return flat.astype(values.dtype, copy=False).reshape(input_shape)
+
+
+def adaptive_max_pool_nd_backward(grad_output, ctx):
+    """dx of ``adaptive_max_pool_nd``: each window's gradient to its maximum (windows may overlap)."""
+    grad = np.asarray(grad_output, dtype=ctx.dtype)
+    if grad.shape != ctx.saved.shape:
+        raise ValueError(f"adaptive_max_pool_backward: expected grad_output of shape {ctx.saved.shape}, "
+                         f"got {grad.shape}")
+    return _scatter_add(grad, ctx.saved, ctx.input_shape, ctx.geometry)
+
+
+def adaptive_avg_pool1d(input, output_size):
+    """Adaptive average pooling: (N, C, L) -> (N, C, output_size)."""
+    return adaptive_avg_pool_nd(input, 1, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Adaptive average pooling: (N, C, H, W) -> (N, C, *output_size) (int or pair; None keeps a size)."""
+    return adaptive_avg_pool_nd(input, 2, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    """Adaptive average pooling: (N, C, D, H, W) -> (N, C, *output_size)."""
+    return adaptive_avg_pool_nd(input, 3, output_size)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    """Adaptive max pooling: (N, C, L) -> (N, C, output_size); with ``return_indices`` also the indices."""
+    return adaptive_max_pool_nd(input, 1, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Adaptive max pooling: (N, C, H, W) -> (N, C, *output_size); with ``return_indices`` also the indices."""
+    return adaptive_max_pool_nd(input, 2, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    """Adaptive max pooling: (N, C, D, H, W) -> (N, C, *output_size); with ``return_indices`` also the indices."""
+    return adaptive_max_pool_nd(input, 3, output_size, return_indices)
+
+
+# ------------------------------------------------------------------------------ max unpooling
+def _unpool_size(x, d, kernel, stride, padding, output_size, who):
+    default = tuple((i - 1) * s - 2 * p + k for i, s, p, k in zip(x.shape[-d:], stride, padding, kernel))
+    if output_size is None:
+        return default
+    size = tuple(int(v) for v in output_size)
+    if len(size) == d + 2 or (len(size) == d + 1 and x.ndim == d + 1):
+        size = size[-d:]
+    if len(size) != d:
+        raise ValueError(f"{who}: output_size should be a sequence containing {d} or {d + 2} elements, "
+                         f"but it has a length of {len(size)}")
+    for axis, (v, dflt, s) in enumerate(zip(size, default, stride)):
+        if not dflt - s < v < dflt + s:
+            raise ValueError(f"{who}: invalid output_size {size} (dim {axis} must be between {dflt - s} "
+                             f"and {dflt + s})")
+    return size
+
+
+def max_unpool_nd(input, indices, d, kernel_size, stride=None, padding=0, output_size=None, who=None):
+    """Partial inverse of max pooling: zeros of the unpooled size with ``input`` put at ``indices``.
+
+    input and indices (N, C, *size) -> (N, C, *out), out = (size-1)*stride - 2*padding + kernel
+    unless ``output_size`` is given.
+    """
+    who = who or f"max_unpool{d}d"
+    x = _check_input(input, d, who)
+    index = np.asarray(indices)
+    if index.shape != x.shape or index.dtype.kind not in "iu":
+        raise ValueError(f"{who}: expected integer indices of the input's shape {x.shape}, "
+                         f"got {index.dtype} {index.shape}")
+    kernel = _ntuple(kernel_size, d, "kernel_size", who)
+    stride = kernel if stride is None else _ntuple(stride, d, "stride", who)
+    padding = _ntuple(padding, d, "padding", who)
+    out = _unpool_size(x, d, kernel, stride, padding, output_size, who)
+    plane = math.prod(out)
+    if index.size and (index.min() < 0 or index.max() >= plane):
+        raise ValueError(f"{who}: found an invalid max index {int(index.max() if index.max() >= plane else index.min())}"
+                         f" (output plane {out} has {plane} elements)")
+    lead = x.shape[:-d]
+    y = np.zeros((math.prod(lead), plane), dtype=x.dtype)
+    np.put_along_axis(y, index.reshape(len(y), -1), x.reshape(len(y), -1), axis=1)
+    return y.reshape(lead + out)
+
+
+def max_unpool_nd_backward(grad_output, indices, d):
+    """dx of ``max_unpool_nd`` over ``d`` spatial dims: the gradient read back at ``indices``."""
+    grad = np.asarray(grad_output)
+    index = np.asarray(indices)
+    rows = math.prod(grad.shape[:-d])
+    return np.take_along_axis(grad.reshape(rows, -1), index.reshape(rows, -1), axis=1).reshape(index.shape)
+
+
+def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Max unpooling: (N, C, L) -> (N, C, L_out)."""
+    return max_unpool_nd(input, indices, 1, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Max unpooling: (N, C, H, W) -> (N, C, H_out, W_out)."""
+    return max_unpool_nd(input, indices, 2, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Max unpooling: (N, C, D, H, W) -> (N, C, *out)."""
+    return max_unpool_nd(input, indices, 3, kernel_size, stride, padding, output_size)
