@@ -50,6 +50,12 @@ class _PoolGeometry(namedtuple("_PoolGeometry", "size kernel stride padding dila
     def overlapping(self):
         return any(dl * (k - 1) >= st for k, st, dl in zip(self.kernel, self.stride, self.dilation))
 
+    @property
+    def tiled(self):
+        """Windows cover the padded array exactly once (kernel == stride, nothing left over)."""
+        return all(k == st and (dl == 1 or k == 1) and o * st == e for k, st, dl, o, e in
+                   zip(self.kernel, self.stride, self.dilation, self.out, self.extent))
+
     def windows(self):
         """(tap number, index tuple selecting that tap of every window) over the padded array."""
         for t, offset in enumerate(np.ndindex(*self.kernel)):
@@ -131,29 +137,44 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     geo = _pool_geometry(x.shape, d, kernel_size, stride, padding, dilation, ceil_mode, who)
     xp = _pad_to(x, geo, -np.inf)
     views = [xp[w] for _, w in geo.windows()]
-    best = views[0].copy()
-    for v in views[1:]:
-        np.maximum(best, v, out=best)
+    need_arg = return_indices or return_context
+    best, arg = _max_and_first_tap(views) if need_arg else (_running_max(views), None)
     result = [best]
-    if return_indices or return_context:
-        arg = _first_max_tap(views, best)
-        if return_indices:
-            result.append(_flat_indices(arg, geo))
-        if return_context:
-            result.append(PoolContext(geo, x.shape, x.dtype, arg))
+    if return_indices:
+        result.append(_flat_indices(arg, geo))
+    if return_context:
+        result.append(PoolContext(geo, x.shape, x.dtype, arg))
     return result[0] if len(result) == 1 else tuple(result)
 
 
-def _first_max_tap(views, best):
-    """For each window, the first tap holding its maximum (the last NaN when there is one, as torch)."""
-    arg = np.full(best.shape, len(views) - 1, dtype=_tap_dtype(len(views)))
-    for t in range(len(views) - 2, -1, -1):
-        np.copyto(arg, t, where=views[t] == best)
+def _running_max(views):
+    best = views[0].copy()
+    for v in views[1:]:
+        np.maximum(best, v, out=best)
+    return best
+
+
+def _max_and_first_tap(views):
+    """Max over the taps and, per window, the first tap holding it (the last NaN if any, as torch).
+
+    A later tap replaces the running max only when strictly greater, so the winner is the
+    largest t whose tap beat the running max: max over t of t * beat_t, in uint8 arithmetic
+    (np.where, putmask and copyto(where=) are each about 10x slower than these ufuncs).
+    """
+    dtype = np.dtype(_tap_dtype(len(views))).type
+    best = views[0].copy()
+    arg = np.zeros(best.shape, dtype)
+    for t, v in enumerate(views[1:], 1):
+        beat = np.greater(v, best)
+        np.maximum(best, v, out=best)
+        np.maximum(arg, beat.view(np.uint8) * dtype(t), out=arg)
     nan = np.isnan(best)
     if nan.any():
+        last_nan = np.zeros_like(arg)
         for t, v in enumerate(views):
-            np.copyto(arg, t, where=nan & np.isnan(v))
-    return arg
+            np.maximum(last_nan, np.isnan(v).view(np.uint8) * dtype(t), out=last_nan)
+        arg = np.where(nan, last_nan, arg)
+    return best, arg
 
 
 def _flat_indices(arg, geo):
@@ -177,14 +198,22 @@ def max_pool_nd_backward(grad_output, ctx):
     if grad.shape != arg.shape:
         raise ValueError(f"max_pool{len(geo.size)}d_backward: expected grad_output of shape {arg.shape}, "
                          f"got {grad.shape}")
-    dxp = np.zeros(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
-    overlapping = geo.overlapping
+    # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients
+    return _scatter_taps(lambda t, out=None: np.multiply(grad, arg == t, out=out), ctx.input_shape, ctx.dtype, geo)
+
+
+def _scatter_taps(per_tap, input_shape, dtype, geo):
+    """dx holding at each window tap t the values ``per_tap(t)``, summed where windows overlap.
+
+    ``per_tap(t, out=view)`` must write into ``view``; without ``out`` it returns the values.
+    """
+    dxp = (np.empty if geo.tiled else np.zeros)(input_shape[:-len(geo.size)] + geo.extent, dtype=dtype)
     for t, w in geo.windows():
         view = dxp[w]
-        if overlapping:
-            np.add(view, grad, out=view, where=arg == t)
+        if geo.overlapping:
+            view += per_tap(t)
         else:
-            np.copyto(view, grad, where=arg == t)
+            per_tap(t, out=view)
     return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
 
 
@@ -275,10 +304,13 @@ def avg_pool_nd_backward(grad_output, ctx):
         raise ValueError(f"avg_pool{len(geo.size)}d_backward: expected grad_output of shape {expected}, "
                          f"got {grad.shape}")
     share = grad / ctx.saved
-    dxp = np.zeros(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
-    for _, w in geo.windows():
-        dxp[w] += share
-    return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
+
+    def put(t, out=None):
+        if out is None:
+            return share
+        out[...] = share
+
+    return _scatter_taps(put, ctx.input_shape, ctx.dtype, geo)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
