@@ -135,8 +135,8 @@ def test_cross_entropy_class_indices(in_shape, t_shape, opts, reduction, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("opts", [{}, {"weight": True}, {"label_smoothing": 0.2}, {"label_smoothing": 0.1, "weight": True}],
-                         ids=str)
+@pytest.mark.parametrize("opts", [{}, {"weight": True}, {"label_smoothing": 0.2},
+                                  {"label_smoothing": 0.1, "weight": True}], ids=str)
 @pytest.mark.parametrize("in_shape", [s for s, _ in CLASS_SHAPES])
 def test_cross_entropy_class_probabilities(in_shape, opts, reduction, dtype):
     classes = in_shape[0 if len(in_shape) == 1 else 1]
@@ -219,8 +219,8 @@ def test_binary_gradcheck():
     x = 0.05 + 0.9 * RNG.random((3, 4))
     for reduction in REDUCTIONS:
         assert gradcheck(nn.BCELoss(RNG.random(4), reduction=reduction).double(), x, RNG.random((3, 4)))
-        assert gradcheck(nn.BCEWithLogitsLoss(RNG.random(4), reduction=reduction, pos_weight=RNG.random(4) * 2).double(),
-                         rand(3, 4), RNG.random((3, 4)))
+        m = nn.BCEWithLogitsLoss(RNG.random(4), reduction=reduction, pos_weight=RNG.random(4) * 2)
+        assert gradcheck(m.double(), rand(3, 4), RNG.random((3, 4)))
 
 
 # ----------------------------------------------------------------------------- other losses
@@ -408,6 +408,10 @@ def test_float32_stays_float32_and_default_upstream_is_one():
     assert out.dtype == np.float32 and out.shape == () and dx.dtype == np.float32
     m2 = nn.MSELoss()
     assert m2(x, np.zeros((5, 3))).dtype == np.float32 and m2.backward().dtype == np.float32
+    for name, args in [("mse_loss", (x, rand(5, 3))), ("binary_cross_entropy_with_logits", (x, RNG.random((5, 3)))),
+                       ("kl_div", (x, RNG.random((5, 3)))), ("margin_ranking_loss", (x, rand(5, 3), signs(5, 3)))]:
+        grads = getattr(F, name + "_backward")(1.0, *args)
+        assert all(g.dtype == np.float32 for g in (grads if isinstance(grads, tuple) else (grads,))), name
 
 
 def test_unbatched_none_reduction_is_0d_and_stack_order():
@@ -434,7 +438,8 @@ def test_class_target_errors_name_the_loss():
     x = rand(8, 10)
     t = RNG.integers(0, 10, 8)
     t[3] = 12
-    with pytest.raises(ValueError, match=r"^CrossEntropyLoss\(\): target class 12 out of range \[0, 10\) at position 3"):
+    expected = r"^CrossEntropyLoss\(\): target class 12 out of range \[0, 10\) at position 3"
+    with pytest.raises(ValueError, match=expected):
         nn.CrossEntropyLoss()(x, t)
     with pytest.raises(ValueError, match=r"^NLLLoss\(\): target class -1 out of range \[0, 10\) at position \(1, 2\)"):
         nn.NLLLoss()(rand(2, 10, 3), np.array([[0, 0, 0], [0, 0, -1]]))
@@ -482,3 +487,43 @@ def test_other_errors_name_the_loss():
         nn.CrossEntropyLoss(label_smoothing=1.5)(rand(2, 3), np.zeros(2, int))
     with pytest.raises(TypeError, match=r"^L1Loss\(\): expected a floating-point input"):
         nn.L1Loss()(np.array(["a"]), np.zeros(1))
+
+
+FUNCTIONAL = [
+    ("mse_loss", lambda: (rand(4, 3), rand(4, 3)), {"reduction": "sum"}, (0,)),
+    ("l1_loss", lambda: (rand(4, 3), rand(4, 3)), {}, (0,)),
+    ("smooth_l1_loss", lambda: (rand(4, 3), rand(4, 3)), {"beta": 0.5}, (0,)),
+    ("huber_loss", lambda: (rand(4, 3), rand(4, 3)), {"delta": 0.7, "reduction": "none"}, (0,)),
+    ("nll_loss", lambda: (rand(4, 3, 2), RNG.integers(0, 3, (4, 2))), {"weight": RNG.random(3), "ignore_index": 1},
+     (0,)),
+    ("cross_entropy", lambda: (rand(4, 3), RNG.integers(0, 3, 4)), {"weight": RNG.random(3), "label_smoothing": 0.3},
+     (0,)),
+    ("binary_cross_entropy", lambda: (RNG.random((4, 3)), RNG.random((4, 3))), {"weight": RNG.random(3)}, (0,)),
+    ("binary_cross_entropy_with_logits", lambda: (rand(4, 3), RNG.random((4, 3))), {"pos_weight": RNG.random(3)},
+     (0,)),
+    ("kl_div", lambda: kl_data((4, 3), True), {"reduction": "batchmean", "log_target": True}, (0,)),
+    ("soft_margin_loss", lambda: (rand(4, 3), signs(4, 3)), {"reduction": "none"}, (0,)),
+    ("margin_ranking_loss", lambda: (rand(5), rand(5), signs(5)), {"margin": 0.2}, (0, 1)),
+    ("hinge_embedding_loss", lambda: (rand(5), signs(5)), {"margin": 0.5}, (0,)),
+    ("cosine_embedding_loss", lambda: (rand(5, 3), rand(5, 3), signs(5)), {"margin": 0.1}, (0, 1)),
+    ("gaussian_nll_loss", lambda: (rand(5, 3), rand(5, 3), RNG.random(5) + 0.1), {"full": True}, (0, 2)),
+    ("poisson_nll_loss", lambda: (RNG.random(5) + 0.1, RNG.poisson(3.0, 5).astype(float)),
+     {"log_input": False, "full": True}, (0,)),
+]
+
+
+@pytest.mark.parametrize("name,make,kw,diff", FUNCTIONAL, ids=[f[0] for f in FUNCTIONAL])
+def test_functional_forms_and_backward_twins_match_torch(name, make, kw, diff):
+    args = make()
+    t_args = [to_torch(a, i in diff) for i, a in enumerate(args)]
+    ref = getattr(torch.nn.functional, name)(*t_args, **{k: to_torch(v) for k, v in kw.items()})
+    out = getattr(F, name)(*args, **kw)
+    assert_close(out, ref.detach().numpy(), np.float64, "loss")
+    g = np.asarray(rand(*out.shape))
+    ref.backward(torch.from_numpy(g))
+    grads = getattr(F, name + "_backward")(g, *args, **kw)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    if name == "gaussian_nll_loss":
+        grads = (grads[0], None, grads[1])
+    for i in diff:
+        assert_close(grads[i], t_args[i].grad.numpy(), np.float64, f"grad {i}")

@@ -160,11 +160,10 @@ def _elu_backward(grad_output, x, alpha, scale, input_scale, is_result):
     #                 (from the output: grad * input_scale * (y + alpha * scale)); x > 0 -> grad * scale
     g = _grad(grad_output, x)
     nonpos = x <= 0
+    factor = np.minimum(x, 0)
     if is_result:
-        factor = np.minimum(x, 0)
         factor += alpha * scale
     else:
-        factor = np.minimum(x, 0)
         if input_scale != 1.0:
             factor *= input_scale
         np.exp(factor, out=factor)
@@ -288,6 +287,7 @@ def sigmoid_backward(grad_output, output):
 
 
 def tanh(input):
+    """tanh(x)."""
     return np.tanh(_as_float(input))
 
 

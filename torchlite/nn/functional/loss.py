@@ -99,6 +99,13 @@ def _elementwise_weight(who, weight, x):
     return w
 
 
+def _in_dtype(input, *others):
+    """A backward twin's arrays in the input's dtype (None stays None): a float64 target must not
+    turn a float32 gradient into float64."""
+    x = _as_float(input)
+    return (x,) + tuple(None if a is None else np.asarray(a, dtype=x.dtype) for a in others)
+
+
 # ----------------------------------------------------------------------------- reductions
 def _reduce(loss, reduction):
     if reduction == "none":
@@ -163,12 +170,16 @@ def _mse_loss(input, target, reduction, weight, who):
 
 
 def mse_loss(input, target, *, reduction="mean", weight=None):
-    """Squared error (x - y)^2, reduced. ``weight`` (input's shape) weights elements; its 'mean' is sum(w l) / sum(w)."""
+    """Squared error (x - y)^2, reduced.
+
+    ``weight`` (the input's shape) weights the elements; its 'mean' is sum(w l) / sum(w).
+    """
     return _mse_loss(input, target, reduction, weight, "mse_loss")[0]
 
 
 def mse_loss_backward(grad_output, input, target, *, reduction="mean", weight=None):
     """dx = 2 (x - y) * upstream."""
+    input, target, weight = _in_dtype(input, target, weight)
     d = np.subtract(input, target)
     d *= 2
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, True, d.dtype)
@@ -191,6 +202,7 @@ def l1_loss(input, target, *, reduction="mean", weight=None):
 
 def l1_loss_backward(grad_output, input, target, *, reduction="mean", weight=None):
     """dx = sign(x - y) * upstream (0 where x == y)."""
+    input, target, weight = _in_dtype(input, target, weight)
     d = np.subtract(input, target)
     np.sign(d, out=d)
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, True, d.dtype)
@@ -228,6 +240,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
 
 def smooth_l1_loss_backward(grad_output, input, target, *, reduction="mean", beta=1.0):
     """dx = clip(d / beta, -1, 1) * upstream (sign(d) when beta == 0)."""
+    input, target = _in_dtype(input, target)
     d = np.subtract(input, target)
     if beta == 0:
         np.sign(d, out=d)
@@ -248,12 +261,16 @@ def _huber_loss(input, target, reduction, delta, weight, who):
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
-    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2); ``weight`` scales elements (mean stays over elements)."""
+    """0.5 d^2 where |d| < delta, else delta (|d| - delta / 2).
+
+    ``weight`` (the input's shape) scales the elements; 'mean' still divides by their count.
+    """
     return _huber_loss(input, target, reduction, delta, weight, "huber_loss")[0]
 
 
 def huber_loss_backward(grad_output, input, target, reduction="mean", delta=1.0, weight=None):
     """dx = clip(d, -delta, delta) * upstream."""
+    input, target, weight = _in_dtype(input, target, weight)
     d = np.subtract(input, target)
     np.clip(d, -delta, delta, out=d)
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, False, d.dtype)
@@ -539,6 +556,7 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
 
 def binary_cross_entropy_backward(grad_output, input, target, weight=None, *, reduction="mean"):
     """dx = w (x - y) / max(x (1 - x), 1e-12) * upstream (torch's floor)."""
+    input, target, weight = _in_dtype(input, target, weight)
     x = input
     denom = np.subtract(1, x)
     denom *= x
@@ -589,6 +607,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
 def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight=None, *, reduction="mean",
                                               pos_weight=None):
     """dx = w ((p y + 1 - y) sigmoid(x) - p y) * upstream, p = pos_weight (1 without)."""
+    input, target, weight, pos_weight = _in_dtype(input, target, weight, pos_weight)
     x = input
     s = special.expit(x)
     if pos_weight is None:
@@ -639,6 +658,7 @@ def kl_div(input, target, *, reduction="mean", log_target=False):
 
 def kl_div_backward(grad_output, input, target, *, reduction="mean", log_target=False):
     """dx = -y * upstream (-exp(y) with ``log_target``)."""
+    input, target = _in_dtype(input, target)
     x = input
     d = np.exp(target) if log_target else np.array(target, dtype=x.dtype)
     d = np.negative(np.broadcast_to(d, np.broadcast_shapes(x.shape, d.shape)))
@@ -696,6 +716,7 @@ def gaussian_nll_loss_backward(grad_output, input, target, var, full=False, eps=
 
     The clamp at eps is invisible to the gradient, as in torch (it clamps under no_grad).
     """
+    input, target = _in_dtype(input, target)
     x = input
     v, var_is_array = _gaussian_var("gaussian_nll_loss", var, x)
     vc = np.maximum(v, eps)
@@ -743,6 +764,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
 def poisson_nll_loss_backward(grad_output, input, target, log_input=True, full=False, *, eps=1e-8,
                               reduction="mean"):
     """dx = (exp(x) - y) * upstream, or (1 - y / (x + eps)) * upstream."""
+    input, target = _in_dtype(input, target)
     x = input
     if log_input:
         with np.errstate(over="ignore"):
@@ -771,6 +793,7 @@ def soft_margin_loss(input, target, *, reduction="mean"):
 
 def soft_margin_loss_backward(grad_output, input, target, *, reduction="mean"):
     """dx = -y sigmoid(-y x) * upstream."""
+    input, target = _in_dtype(input, target)
     x = input
     z = np.multiply(target, x)
     np.negative(z, out=z)
@@ -800,6 +823,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean")
 
 def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0.0, *, reduction="mean"):
     """Returns (grad_input1, grad_input2) = (-y, y) * upstream where the margin is not met (>= 0, as torch's clamp)."""
+    input1, input2, target = _in_dtype(input1, input2, target)
     v = np.multiply(target, np.subtract(input1, input2))
     np.subtract(margin, v, out=v)
     d = np.multiply(target, v >= 0)
@@ -827,6 +851,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
 
 def hinge_embedding_loss_backward(grad_output, input, target, margin=1.0, *, reduction="mean"):
     """dx = (y != -1) - (y != 1) * (margin - x >= 0), times upstream."""
+    input, target = _in_dtype(input, target)
     x = input
     d = np.multiply(np.subtract(margin, x) >= 0, target != 1, dtype=x.dtype)
     np.subtract(target != -1, d, out=d)
@@ -866,6 +891,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean
 
 def cosine_embedding_loss_backward(grad_output, input1, input2, target, margin=0.0, *, reduction="mean"):
     """Returns (grad_input1, grad_input2); d cos / d x1 = x2 / |x1||x2| - cos x1 / |x1|^2."""
+    input1, input2, target = _in_dtype(input1, input2, target)
     x1, x2, t = input1, input2, target
     cos, m1, m2, denom = _cosine_parts(x1, x2)
     dcos = np.multiply(cos - margin >= 0, t == -1, dtype=x1.dtype)
