@@ -304,3 +304,21 @@ def test_float32_stays_float32_with_float64_input():
     y = conv(np.random.default_rng(11).standard_normal((2, 2, 5, 5)))
     dx = conv.backward(np.ones_like(y, dtype=np.float64))
     assert y.dtype == dx.dtype == conv.weight.grad.dtype == conv.bias.grad.dtype == np.float32
+
+
+def test_functional_accepts_unbatched_input():
+    rng = np.random.default_rng(12)
+    x, w, g = rng.standard_normal((3, 6, 5)), rng.standard_normal((4, 3, 3, 2)), rng.standard_normal((4, 4, 4))
+    y = F.conv2d(x, w, padding=(0, 0))
+    np.testing.assert_allclose(y, F.conv2d(x[None], w)[0])
+    dx, dw, db = F.conv2d_backward(g, x, w)
+    dx1, dw1, _ = F.conv2d_backward(g[None], x[None], w)
+    np.testing.assert_allclose(dx, dx1[0])
+    np.testing.assert_allclose(dw, dw1)
+    assert db is None
+    wt = rng.standard_normal((3, 2, 2, 2))
+    yt = F.conv_transpose2d(x, wt, stride=2)
+    np.testing.assert_allclose(yt, torch.nn.functional.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(wt),
+                                                                        stride=2).numpy(), rtol=1e-12)
+    dxt, dwt, _ = F.conv_transpose2d_backward(np.ones_like(yt), x, wt, stride=2)
+    assert dxt.shape == x.shape and dwt.shape == wt.shape

@@ -280,48 +280,57 @@ def conv_nd_backward(grad_output, ctx, needs_input_grad=True, needs_weight_grad=
     return dx, dw, db
 
 
-def _conv_backward(grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad):
-    _, ctx = conv_nd(input, weight, bias, stride, padding, dilation, groups, return_context=True)
+def _conv(d, input, weight, bias, stride, padding, dilation, groups):
+    _expect_dims(weight, d, f"conv{d}d")
+    if np.ndim(input) == d + 1:  # unbatched, as torch's functional API allows
+        return _conv(d, np.asarray(input)[None], weight, bias, stride, padding, dilation, groups)[0]
+    return conv_nd(input, weight, bias, stride, padding, dilation, groups)
+
+
+def _conv_backward(d, grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad):
+    _expect_dims(weight, d, f"conv{d}d_backward")
+    if np.ndim(input) == d + 1:
+        dx, dw, db = _conv_backward(d, np.asarray(grad_output)[None], np.asarray(input)[None], weight, bias,
+                                    stride, padding, dilation, groups, needs_input_grad)
+        return (None if dx is None else dx[0]), dw, db
+    _, ctx = conv_nd(input, weight, bias, stride, padding, dilation, groups, return_context=True,
+                     who=f"conv{d}d_backward")
     return conv_nd_backward(grad_output, ctx, needs_input_grad)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """1d convolution: input (N, C_in, L), weight (C_out, C_in/groups, k) -> (N, C_out, L_out)."""
-    _expect_dims(weight, 1, "conv1d")
-    return conv_nd(input, weight, bias, stride, padding, dilation, groups)
+    """1d convolution: input (N, C_in, L) or (C_in, L), weight (C_out, C_in/groups, k) -> (N, C_out, L_out)."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2d convolution: input (N, C_in, H, W), weight (C_out, C_in/groups, kh, kw) -> (N, C_out, H_out, W_out)."""
-    _expect_dims(weight, 2, "conv2d")
-    return conv_nd(input, weight, bias, stride, padding, dilation, groups)
+    """2d convolution: input (N, C_in, H, W) or (C_in, H, W), weight (C_out, C_in/groups, kh, kw)
+    -> (N, C_out, H_out, W_out)."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """3d convolution: input (N, C_in, D, H, W), weight (C_out, C_in/groups, kd, kh, kw) -> (N, C_out, *out)."""
-    _expect_dims(weight, 3, "conv3d")
-    return conv_nd(input, weight, bias, stride, padding, dilation, groups)
+    """3d convolution: input (N, C_in, D, H, W) or unbatched, weight (C_out, C_in/groups, kd, kh, kw)
+    -> (N, C_out, *out)."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups)
 
 
 def conv1d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     needs_input_grad=True):
     """(dx, dw, db) of ``conv1d`` with the same arguments (rebuilds the columns; modules keep them)."""
-    _expect_dims(weight, 1, "conv1d_backward")
-    return _conv_backward(grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
+    return _conv_backward(1, grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
 
 
 def conv2d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     needs_input_grad=True):
     """(dx, dw, db) of ``conv2d`` with the same arguments (rebuilds the columns; modules keep them)."""
-    _expect_dims(weight, 2, "conv2d_backward")
-    return _conv_backward(grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
+    return _conv_backward(2, grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
 
 
 def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
                     needs_input_grad=True):
     """(dx, dw, db) of ``conv3d`` with the same arguments (rebuilds the columns; modules keep them)."""
-    _expect_dims(weight, 3, "conv3d_backward")
-    return _conv_backward(grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
+    return _conv_backward(3, grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
 
 
 def _expect_dims(weight, d, who):
@@ -404,17 +413,24 @@ def conv_transpose_nd_backward(grad_output, ctx, needs_input_grad=True, needs_we
 
 def _conv_transpose(d, input, weight, bias, stride, padding, output_padding, groups, dilation):
     _expect_dims(weight, d, f"conv_transpose{d}d")
+    if np.ndim(input) == d + 1:
+        return _conv_transpose(d, np.asarray(input)[None], weight, bias, stride, padding, output_padding, groups,
+                               dilation)[0]
     return conv_transpose_nd(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
 def _conv_transpose_backward(d, grad_output, input, weight, bias, stride, padding, output_padding, groups,
                              dilation, needs_input_grad):
-    _expect_dims(weight, d, f"conv_transpose{d}d_backward")
-    x, weight = _check_weight(input, weight, d, f"conv_transpose{d}d_backward")
-    geo = _transpose_geometry(x.shape, weight.shape, stride, padding, output_padding, groups, dilation,
-                              f"conv_transpose{d}d_backward")
-    ctx = ConvContext(geo, x, weight, bias is not None)
-    return conv_transpose_nd_backward(grad_output, ctx, needs_input_grad)
+    who = f"conv_transpose{d}d_backward"
+    _expect_dims(weight, d, who)
+    if np.ndim(input) == d + 1:
+        dx, dw, db = _conv_transpose_backward(d, np.asarray(grad_output)[None], np.asarray(input)[None], weight,
+                                              bias, stride, padding, output_padding, groups, dilation,
+                                              needs_input_grad)
+        return (None if dx is None else dx[0]), dw, db
+    x, weight = _check_weight(input, weight, d, who)
+    geo = _transpose_geometry(x.shape, weight.shape, stride, padding, output_padding, groups, dilation, who)
+    return conv_transpose_nd_backward(grad_output, ConvContext(geo, x, weight, bias is not None), needs_input_grad)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
