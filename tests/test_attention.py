@@ -380,3 +380,11 @@ def test_mha_errors_name_the_module():
         mha(q, k, v, attn_mask=np.zeros((L, S), int))
     with pytest.raises(TypeError, match=msg + "a floating-point query"):
         mha(q.astype(str), k, v)
+
+
+def test_mha_backward_refuses_weights_grad_it_did_not_return():
+    mha = MultiheadAttention(E, H).double()
+    q, k, v = _inputs()
+    out, w = mha(q, k, v, need_weights=False)
+    with pytest.raises(ValueError, match="got grad_weights, but forward ran with need_weights=False"):
+        mha.backward(np.ones_like(out), np.ones((N, L, S)))

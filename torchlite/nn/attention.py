@@ -264,8 +264,7 @@ class MultiheadAttention(Module):
         scale = 1.0 / math.sqrt(self.head_dim)
         out, attn, keep = attention(qh, kh, vh, bias, scale, p, "nan" if need_weights else "zero")
         y = self.out_proj(self._merge_heads(out))
-        self.save_for_backward(q, k, v, qh, kh, vh, attn, keep, self_attention, batched, need_weights,
-                               average_attn_weights)
+        self.save_for_backward(q, k, v, qh, kh, vh, attn, keep, batched, need_weights, average_attn_weights)
 
         if not batched:
             y = y[0]
@@ -280,8 +279,7 @@ class MultiheadAttention(Module):
 
     def backward(self, grad_output, grad_weights=None):
         """(dquery, dkey, dvalue) in the inputs' layout; ``grad_weights`` is d of the returned weights."""
-        (q, k, v, qh, kh, vh, attn, keep, self_attention, batched, need_weights,
-         average) = self.pop_saved()
+        q, k, v, qh, kh, vh, attn, keep, batched, need_weights, average = self.pop_saved()
         dtype = q.dtype
         g = np.asarray(grad_output, dtype=dtype)
         if not batched:
@@ -291,7 +289,10 @@ class MultiheadAttention(Module):
         dout = self._split_heads(self.out_proj.backward(g))
 
         gw = None
-        if need_weights and grad_weights is not None:
+        if grad_weights is not None and not need_weights:
+            raise ValueError(f"{self._describe()}: got grad_weights, but forward ran with need_weights=False "
+                             "and returned no weights")
+        if grad_weights is not None:
             gw = np.asarray(grad_weights, dtype=dtype)
             if not batched:
                 gw = gw[None]
@@ -309,7 +310,7 @@ class MultiheadAttention(Module):
         if not batched:
             return dq[0], dk[0], dv[0]
         if not self.batch_first:
-            return tuple(np.ascontiguousarray(d.transpose(1, 0, 2)) for d in (dq, dk, dv))
+            return tuple(d.transpose(1, 0, 2) for d in (dq, dk, dv))
         return dq, dk, dv
 
 
