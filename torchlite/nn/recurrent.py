@@ -135,7 +135,7 @@ class RNNBase(Module):
         x, layout = self._packed_input(input)
         states = self._initial_states(hx, layout)
         out, finals, cache = F.recurrent_stack(self.mode, x, states, self._weights(), layout["batch_sizes"],
-                                         self.num_layers, self.bidirectional, self.dropout, self.training)
+                                               self.num_layers, self.bidirectional, self.dropout, self.training)
         self.save_for_backward(cache, layout, hx is not None)
         return self._unpack(out, layout), self._nest(tuple(self._user_state(s, layout) for s in finals))
 
@@ -205,13 +205,11 @@ class RNNBase(Module):
         return [(k, layout["N"], self.proj_size or self.hidden_size)]
 
     def _initial_states(self, hx, layout):
-        dtype = self.weight_ih_l0.dtype
         shapes = self._state_shapes(layout)
         if hx is None:
-            return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
-        states = self._split_state(hx)
-        return tuple(self._internal_state(as_float_input(self, s, dtype, name), layout, name, shape)
-                     for s, name, shape in zip(states, self._state_names, shapes))
+            return tuple(np.zeros(shape, dtype=self.weight_ih_l0.dtype) for shape in shapes)
+        return tuple(self._internal_state(s, layout, name, shape)
+                     for s, name, shape in zip(self._split_state(hx), self._state_names, shapes))
 
     def _internal_state(self, s, layout, name, shape):
         """A state (or its gradient) from the caller's layout to (D*num_layers, N, features), sorted."""

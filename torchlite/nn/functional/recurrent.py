@@ -17,6 +17,8 @@ States are tuples: ``(h,)`` for RNN and GRU, ``(h, c)`` for LSTM. Weights of one
 direction are ``(w_ih, w_hh, b_ih, b_hh, w_hr)``; the biases and ``w_hr`` (LSTM projection,
 h = W_hr (o * tanh(c))) may be None.
 """
+from functools import partial
+
 import numpy as np
 
 from ...random import get_generator
@@ -235,24 +237,12 @@ def _gru_backward(grad_out, dstates, weights, order, saved):
 
 
 # --------------------------------------------------------------------------- one layer
-def _forward_fn(mode):
-    if mode == "LSTM":
-        return _lstm_forward
-    if mode == "GRU":
-        return _gru_forward
-    if mode in ("RNN_TANH", "RNN_RELU"):
-        relu = mode == "RNN_RELU"
-        return lambda x, states, weights, order: _rnn_forward(x, states, weights, order, relu)
-    raise ValueError(f"unknown recurrent mode {mode!r}; expected one of {sorted(RNN_MODES)}")
-
-
-def _backward_fn(mode):
-    if mode == "LSTM":
-        return _lstm_backward
-    if mode == "GRU":
-        return _gru_backward
-    relu = mode == "RNN_RELU"
-    return lambda g, ds, weights, order, saved: _rnn_backward(g, ds, weights, order, saved, relu)
+_KERNELS = {  # mode -> (forward over all steps, backward over all steps)
+    "RNN_TANH": (partial(_rnn_forward, relu=False), partial(_rnn_backward, relu=False)),
+    "RNN_RELU": (partial(_rnn_forward, relu=True), partial(_rnn_backward, relu=True)),
+    "LSTM": (_lstm_forward, _lstm_backward),
+    "GRU": (_gru_forward, _gru_backward),
+}
 
 
 def recurrent_layer(mode, x, states, weights, batch_sizes, reverse=False):
@@ -270,8 +260,10 @@ def recurrent_layer(mode, x, states, weights, batch_sizes, reverse=False):
         (output (total, P), final states (same structure as ``states``), cache for the backward).
         A sequence that ends early keeps its state from its last step.
     """
+    if mode not in _KERNELS:
+        raise ValueError(f"unknown recurrent mode {mode!r}; expected one of {sorted(_KERNELS)}")
     order = _steps(batch_sizes, reverse)
-    out, final, saved = _forward_fn(mode)(x, states, weights, order)
+    out, final, saved = _KERNELS[mode][0](x, states, weights, order)
     return out, final, (mode, x, weights, order, saved, [s.shape for s in states])
 
 
@@ -291,7 +283,7 @@ def recurrent_layer_backward(grad_output, grad_states, cache, need_input_grad=Tr
     grad_states = grad_states or (None,) * len(state_shapes)
     dstates = tuple(np.zeros(shape, dtype=x.dtype) if g is None else np.array(g, dtype=x.dtype)
                     for g, shape in zip(grad_states, state_shapes))
-    dG_in, dG_h, h_prev, dstates, dw_hr = _backward_fn(mode)(grad_output, dstates, weights, order, saved)
+    dG_in, dG_h, h_prev, dstates, dw_hr = _KERNELS[mode][1](grad_output, dstates, weights, order, saved)
     dw_ih = dG_in.T @ x
     dw_hh = dG_h.T @ h_prev
     db_ih = None if b_ih is None else dG_in.sum(axis=0)
