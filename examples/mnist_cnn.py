@@ -6,6 +6,7 @@
     python examples/mnist_cnn.py --save run.npz            # checkpoint after every epoch
     python examples/mnist_cnn.py --resume run.npz --epochs 6 --save run.npz   # go on to epoch 6
     python examples/mnist_cnn.py --plot curves.png         # loss and accuracy curves (needs matplotlib)
+    mpiexec -n 2 python examples/mnist_cnn.py --distributed  # data-parallel over 2 MPI ranks (torchlite[mpi])
 
 The default model is two blocks of Conv2d 3x3 -> BatchNorm2d -> ReLU -> MaxPool2d(2)
 (28 -> 14 -> 7 pixels), then Dropout -> Linear -> ReLU -> Dropout -> Linear. The loop is
@@ -107,6 +108,8 @@ def parse_args(argv=None):
     p.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here after every epoch")
     p.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
     p.add_argument("--plot", metavar="PATH", help="save loss and accuracy curves as a PNG (needs matplotlib)")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of mpiexec -n N (--batch-size is the global batch)")
     p.add_argument("--detect-anomaly", action="store_true",
                    help="check every layer's outputs and gradients for NaN/inf (slower)")
     args = p.parse_args(argv)
@@ -171,7 +174,14 @@ def main(argv=None):
         sys.exit(str(e))
     if args.limit_train:
         train_set = Subset(train_set, range(min(args.limit_train, len(train_set))))
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
+    sampler, world, save = None, 1, torchlite.save
+    if args.distributed:
+        import torchlite.distributed as dist
+        sampler = dist.DistributedSampler(train_set, seed=args.seed)
+        world, save = dist.get_world_size(), dist.save_on_rank0  # rank 0 writes the checkpoints
+        if dist.get_rank() != 0:  # rank 0 reports
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+    train_loader = DataLoader(train_set, batch_size=args.batch_size // world, shuffle=sampler is None, sampler=sampler)
     test_loader = DataLoader(test_set, batch_size=1000)
 
     model = build_model(args.model, args.channels, args.hidden, args.dropout)
@@ -191,11 +201,16 @@ def main(argv=None):
     print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test images; model {model}; "
           f"{args.optimizer} lr {args.lr} decay {args.lr_decay}/epoch, batch {args.batch_size}")
 
+    trainer = dist.DistributedDataParallel(model) if args.distributed else model
     started = time.perf_counter()
     anomaly = torchlite.detect_anomaly() if args.detect_anomaly else contextlib.nullcontext()
     with anomaly:
         for epoch in range(start, args.epochs + 1):
-            bar, train_loss, train_acc = train_epoch(model, criterion, opt, train_loader, epoch, args.epochs)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            bar, train_loss, train_acc = train_epoch(trainer, criterion, opt, train_loader, epoch, args.epochs)
+            if args.distributed:
+                train_loss, train_acc = dist.all_reduce_mean(train_loss), dist.all_reduce_mean(train_acc)
             test_loss, test_acc = evaluate(model, criterion, test_loader)
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
@@ -203,10 +218,10 @@ def main(argv=None):
                            test_acc=test_acc, lr=lr)
             bar.close(train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
             if args.save:
-                torchlite.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history.state_dict(),
-                                "rng": torchlite.get_rng_state(),
-                                "args": {k: getattr(args, k) for k in RUN_SETTINGS}}, args.save)
+                save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                      "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history.state_dict(),
+                      "rng": torchlite.get_rng_state(),
+                      "args": {k: getattr(args, k) for k in RUN_SETTINGS}}, args.save)
     if len(history):
         print(f"test accuracy {100 * history['test_acc'][-1]:.2f}% after epoch {history['epoch'][-1]} "
               f"({time.perf_counter() - started:.1f} s)")

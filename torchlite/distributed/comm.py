@@ -11,6 +11,7 @@ numbers (``all_reduce_mean``); every rank must call them in the same order.
 """
 import os
 import sys
+import traceback
 
 import numpy as np
 
@@ -77,7 +78,12 @@ def _abort_on_uncaught_exception(MPI):
 
     def hook(exc_type, exc, tb):
         previous(exc_type, exc, tb)
-        sys.stderr.flush()
+        if sys.stderr is not sys.__stderr__ and sys.__stderr__ is not None:
+            # a rank that silenced its output still shows why it brought the job down
+            traceback.print_exception(exc_type, exc, tb, file=sys.__stderr__)
+        for stream in (sys.stderr, sys.__stderr__):
+            if stream is not None:
+                stream.flush()
         MPI.COMM_WORLD.Abort(1)
 
     hook._torchlite_abort = True
