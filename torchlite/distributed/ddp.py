@@ -73,14 +73,15 @@ def _make_buckets(params, bucket_cap_mb):
     A parameter larger than the cap gets a bucket of its own.
     """
     cap = bucket_cap_mb * _MB
-    open_buckets, done = {}, []
+    open_buckets, done = {}, []  # dtype -> (params, bytes)
     for p in reversed(params):
-        group = open_buckets.setdefault(p.data.dtype, [])
-        if group and sum(q.data.nbytes for q in group) + p.data.nbytes > cap:
+        group, nbytes = open_buckets.get(p.data.dtype, ([], 0))
+        if group and nbytes + p.data.nbytes > cap:
             done.append(group)
-            group = open_buckets[p.data.dtype] = []
+            group, nbytes = [], 0
         group.append(p)
-    done.extend(g for g in open_buckets.values() if g)
+        open_buckets[p.data.dtype] = (group, nbytes + p.data.nbytes)
+    done.extend(group for group, _ in open_buckets.values())
     return [_Bucket(g) for g in done]
 
 
@@ -104,16 +105,11 @@ class _GradReducer:
     def bind_views(self):
         """Make every grad a view into its bucket, keeping what it already holds."""
         for bucket in self.buckets:
-            for p, view in zip(bucket.params, bucket.views):
-                if p.grad is view:
-                    continue
-                if p.grad is None:
-                    view.fill(0)
-                else:
-                    np.copyto(view, p.grad)
-                p.grad = view
+            self._gather(bucket, bind=True)
 
-    def _gather(self, bucket):
+    @staticmethod
+    def _gather(bucket, bind):
+        """Copy each grad into its view (zeros for None); with ``bind`` the view becomes the grad."""
         for p, view in zip(bucket.params, bucket.views):
             if p.grad is view:
                 continue
@@ -121,7 +117,7 @@ class _GradReducer:
                 view.fill(0)
             else:
                 np.copyto(view, p.grad)
-            if self.as_view:
+            if bind:
                 p.grad = view
 
     def _scatter(self, bucket):
@@ -141,7 +137,7 @@ class _GradReducer:
         """
         in_place = _dist._import_mpi().IN_PLACE
         for bucket in self.buckets:
-            self._gather(bucket)
+            self._gather(bucket, bind=self.as_view)
             comm.Allreduce(in_place, bucket.buffer)
             np.divide(bucket.buffer, size, out=bucket.buffer)
             self._scatter(bucket)
@@ -181,6 +177,12 @@ class DistributedDataParallel(Module):
         bucket_cap_mb: size of a gradient bucket in MiB (default 25).
         gradient_as_bucket_view: make ``p.grad`` views into the buckets (saves a copy in and
             out per step; grads of parameters that got none are zero arrays, not None).
+        device_ids, output_device: must be None (CPU only). dim, find_unused_parameters,
+            check_reduction, static_graph: accepted so torch code runs; no effect here (every
+            parameter is reduced, a missing gradient counts as zeros, on every rank alike).
+
+    Gradients are reduced after the module's whole backward (no overlap with it). Within
+    ``no_sync()`` backward only accumulates locally, for gradient accumulation.
 
     ``state_dict()`` keys carry the ``module.`` prefix, as torch's; save
     ``ddp.module.state_dict()`` for a checkpoint that loads into the bare model in any world
