@@ -281,6 +281,25 @@ def test_collective_argument_errors(no_mpi):
         dist.broadcast([1.0])
     with pytest.raises(ValueError, match="backend"):
         dist.init_process_group(backend="nccl")
+    with pytest.raises(ValueError, match="op must be one of"):
+        dist.all_reduce(np.zeros(2), op="mean")
+
+
+def test_init_process_group_without_a_launcher_is_a_world_of_one():
+    """Plain python + init_process_group(): MPI starts as a singleton; every call works."""
+    mpiexec()  # fails the test when mpi4py is missing
+    code = """
+import numpy as np, torchlite.distributed as dist
+dist.init_process_group()
+assert (dist.get_world_size(), dist.get_rank(), dist.is_initialized()) == (1, 0, True)
+np.testing.assert_array_equal(dist.all_reduce(np.ones(2), op="max"), [1.0, 1.0])
+dist.barrier()
+print("OK")
+"""
+    env = {k: v for k, v in os.environ.items() if k not in comm._LAUNCHER_VARS}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "OK", proc.stderr
 
 
 def test_ddp_state_dict_and_prefix_consumption(no_mpi):

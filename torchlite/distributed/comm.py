@@ -144,10 +144,6 @@ def barrier():
         comm.Barrier()
 
 
-def _mpi_op(op):
-    if op not in _REDUCE_OPS:
-        raise ValueError(f"all_reduce: op must be one of {_REDUCE_OPS}, got {op!r}")
-    return getattr(_import_mpi(), op.upper())
 
 
 def _check_buffer(array, name):
@@ -160,9 +156,12 @@ def _check_buffer(array, name):
 def all_reduce(array, op="sum"):
     """Reduce ``array`` over all ranks IN PLACE (``op``: 'sum', 'max', 'min', 'prod'); returns it."""
     _check_buffer(array, "all_reduce")
+    if op not in _REDUCE_OPS:
+        raise ValueError(f"all_reduce: op must be one of {_REDUCE_OPS}, got {op!r}")
     comm = _comm()
     if comm is not None and comm.Get_size() > 1:
-        comm.Allreduce(_import_mpi().IN_PLACE, array, op=_mpi_op(op))
+        MPI = _import_mpi()
+        comm.Allreduce(MPI.IN_PLACE, array, op=getattr(MPI, op.upper()))
     return array
 
 
