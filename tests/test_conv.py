@@ -328,3 +328,27 @@ def test_functional_accepts_unbatched_input():
                                                                         stride=2).numpy(), rtol=1e-12)
     dxt, dwt, _ = F.conv_transpose2d_backward(np.ones_like(yt), x, wt, stride=2)
     assert dxt.shape == x.shape and dwt.shape == wt.shape
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Conv2d(1, 2, 3, padding=1), (2, 1, 5, 5)),
+    (lambda: nn.Conv2d(3, 4, 2), (2, 3, 4, 4)),
+    (lambda: nn.ConvTranspose2d(2, 1, 3, padding=1), (2, 2, 4, 4)),
+])
+def test_outputs_and_gradients_never_alias_reused_buffers(make, shape):
+    """The layer reuses its scratch buffers between steps; what it returns must stay untouched."""
+    layer = make().double()
+    rng = np.random.default_rng(13)
+    x1, x2 = rng.standard_normal(shape), rng.standard_normal(shape)
+    with torchlite.no_grad():
+        y1 = layer(x1)
+        kept = y1.copy()
+        layer(x2)
+    np.testing.assert_array_equal(y1, kept)
+    g = rng.standard_normal(y1.shape)
+    layer(x1)
+    dx1 = layer.backward(g)
+    kept = dx1.copy()
+    layer(x2)
+    layer.backward(-g)
+    np.testing.assert_array_equal(dx1, kept)

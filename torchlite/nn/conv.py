@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from .._dtype import get_default_dtype
+from ..grad_mode import is_grad_enabled
 from . import functional as F
 from . import init
 from ._checks import as_float_input, shape_error
@@ -80,6 +81,7 @@ class _ConvNd(Module):
         self.groups = int(groups)
         self.padding_mode = padding_mode
         self._reversed_padding_repeated_twice = self._pad_for_mode()
+        self._workspace = F.Workspace()  # big scratch buffers reused from step to step
         dtype = dtype or get_default_dtype()
         shape = ((in_channels, out_channels // groups) if self.transposed else (out_channels, in_channels // groups))
         self.weight = Parameter(np.empty(shape + kernel_size, dtype=dtype))
@@ -153,16 +155,19 @@ class _Conv(_ConvNd):
             x = F.pad(x, self._reversed_padding_repeated_twice, self.padding_mode)
             padding = 0
         bias = None if self.bias is None else self.bias.data
-        y, ctx = F.conv_nd(x, self.weight.data, bias, self.stride, padding, self.dilation, self.groups,
-                           return_context=True, who=repr(self))
-        self.save_for_backward(ctx, shape, batched)
+        keep = is_grad_enabled()
+        y = F.conv_nd(x, self.weight.data, bias, self.stride, padding, self.dilation, self.groups,
+                      return_context=keep, who=repr(self), workspace=self._workspace)
+        if keep:
+            y, ctx = y
+            self.save_for_backward(ctx, shape, batched)
         return y if batched else y[0]
 
     def backward(self, grad_output):
         ctx, shape, batched = self.pop_saved()
         grad = np.asarray(grad_output)
         dx, dw, db = F.conv_nd_backward(grad if batched else grad[None], ctx, self.needs_input_grad,
-                                        self.weight.requires_grad)
+                                        self.weight.requires_grad, self._workspace)
         self._accumulate(dw, db)
         if dx is None:
             return None
@@ -236,16 +241,19 @@ class _ConvTranspose(_ConvNd):
         x, batched = self._batched_input(input)
         output_padding = self._output_padding(x, output_size)
         bias = None if self.bias is None else self.bias.data
-        y, ctx = F.conv_transpose_nd(x, self.weight.data, bias, self.stride, self.padding, output_padding,
-                                     self.groups, self.dilation, return_context=True, who=repr(self))
-        self.save_for_backward(ctx, batched)
+        keep = is_grad_enabled()
+        y = F.conv_transpose_nd(x, self.weight.data, bias, self.stride, self.padding, output_padding, self.groups,
+                                self.dilation, return_context=keep, who=repr(self), workspace=self._workspace)
+        if keep:
+            y, ctx = y
+            self.save_for_backward(ctx, batched)
         return y if batched else y[0]
 
     def backward(self, grad_output):
         ctx, batched = self.pop_saved()
         grad = np.asarray(grad_output)
         dx, dw, db = F.conv_transpose_nd_backward(grad if batched else grad[None], ctx, self.needs_input_grad,
-                                                  self.weight.requires_grad)
+                                                  self.weight.requires_grad, self._workspace)
         self._accumulate(dw, db)
         if dx is None:
             return None
