@@ -20,4 +20,7 @@ from .embedding import *  # noqa: F401,F403
 from .recurrent import *  # noqa: F401,F403
 from .attention import *  # noqa: F401,F403
 from .transformer import *  # noqa: F401,F403
+from .distance import *  # noqa: F401,F403
+from .pixelshuffle import *  # noqa: F401,F403
+from .fold import *  # noqa: F401,F403
 from . import utils  # noqa: E402

@@ -1,0 +1,161 @@
+"""Distances between vectors, each beside its ``*_backward`` twin.
+
+``pairwise_distance`` is the p-norm of ``x1 - x2 + eps`` over the last dim, ``cosine_similarity``
+the cosine along ``dim``. Both broadcast ``x1`` against ``x2`` as torch does; the backward twins
+return ``(grad_x1, grad_x2)``, each summed back to its input's own shape, in the inputs' dtype.
+
+Gradients are torch's, including where they are a choice: the p-norm's subgradient at 0 is 0,
+the inf-norm's gradient is shared among tied maxima, and cosine_similarity clamps each norm at
+``eps`` without telling the gradient (torch clamps under no_grad), so below ``eps`` the
+gradient is torch's rather than the derivative of the clamped formula.
+"""
+import math
+
+import numpy as np
+
+from .activation import _as_float, _dim_index
+
+__all__ = ["pairwise_distance", "pairwise_distance_backward", "cosine_similarity", "cosine_similarity_backward"]
+
+
+def _pair(who, x1, x2):
+    """Both inputs as floating arrays of their common dtype; a ValueError when they do not broadcast."""
+    a, b = _as_float(x1), _as_float(x2)
+    dtype = np.result_type(a.dtype, b.dtype)
+    a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"{who}: x1 of shape {a.shape} and x2 of shape {b.shape} do not broadcast") from None
+    return a, b
+
+
+def _sum_to(grad, shape):
+    """A gradient taken over the broadcast shape, summed back to an input's ``shape``."""
+    lead = grad.ndim - len(shape)
+    grad = grad.sum(axis=tuple(range(lead))) if lead else grad
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+# ----------------------------------------------------------------------------- p-norm distance
+def _difference(a, b, eps):
+    """x1 - x2 + eps, at least 1-d (a 0-d pair is a vector of one)."""
+    d = np.subtract(a, b)
+    d += eps
+    return d.reshape(1) if d.ndim == 0 else d
+
+
+def _vector_norm(d, p):
+    """The p-norm over the last dim, kept as a dim of size 1 (p = 0 counts non-zeros, +-inf: max/min |d|)."""
+    if p == 2:
+        return np.sqrt(np.einsum("...i,...i->...", d, d))[..., None]
+    if p == 1:
+        return np.abs(d).sum(axis=-1, keepdims=True)
+    if p == 0:
+        return np.count_nonzero(d, axis=-1, keepdims=True).astype(d.dtype)
+    if math.isinf(p):
+        return (np.max if p > 0 else np.min)(np.abs(d), axis=-1, keepdims=True)
+    s = np.abs(d) ** p
+    return s.sum(axis=-1, keepdims=True) ** (1.0 / p)
+
+
+def _vector_norm_backward(g, d, norm, p):
+    """torch's norm_backward: ``g`` and ``norm`` keep the reduced dim (size 1)."""
+    if p == 0:
+        return np.zeros_like(d)
+    if p == 1:
+        return np.sign(d) * g
+    zero_norm = norm == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if p == 2:
+            return g * np.where(zero_norm, 0, d / norm)
+        if math.isinf(p):
+            ties = np.abs(d) == norm
+            ties |= np.isnan(d)
+            return np.sign(d) * ((g / ties.sum(axis=-1, keepdims=True)) * ties)
+        if p < 1:
+            scaled = np.where(d == 0, 0, np.sign(d) * np.abs(d) ** (p - 1))
+            return scaled * g * norm ** (1 - p)
+        scaled = np.sign(d) * np.abs(d) ** (p - 1) if p < 2 else d * np.abs(d) ** (p - 2)
+        return scaled * np.where(zero_norm, 0, g / norm ** (p - 1))
+
+
+def _pairwise_distance(x1, x2, p, eps, keepdim, who):
+    """(distance, (d, norm, scalar)): what the backward needs besides the input shapes."""
+    a, b = _pair(who, x1, x2)
+    scalar = a.ndim == 0 and b.ndim == 0
+    d = _difference(a, b, eps)
+    norm = _vector_norm(d, p)
+    out = norm if keepdim else norm[..., 0]
+    return (out.reshape(()) if scalar else out), (d, norm)
+
+
+def _pairwise_distance_backward(grad_output, d, norm, p, shape1, shape2):
+    g = np.asarray(grad_output, dtype=d.dtype).reshape(norm.shape[:-1] + (1,))
+    dd = _vector_norm_backward(g, d, norm, p).reshape(np.broadcast_shapes(shape1, shape2))
+    return _sum_to(dd, shape1), _sum_to(np.negative(dd), shape2)
+
+
+def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """p-norm of ``x1 - x2 + eps`` over the last dim.
+
+    Shape: x1 (N, D) or (D,), x2 the same or broadcastable (any leading dims work); output
+    (N,) or () ((N, 1) or (1,) with ``keepdim``).
+    """
+    return _pairwise_distance(x1, x2, p, eps, keepdim, "pairwise_distance")[0]
+
+
+def pairwise_distance_backward(grad_output, x1, x2, p=2.0, eps=1e-6, keepdim=False):
+    """Returns (grad_x1, grad_x2); ``grad_output`` is shaped like the distance."""
+    _, (d, norm) = _pairwise_distance(x1, x2, p, eps, keepdim, "pairwise_distance")
+    return _pairwise_distance_backward(grad_output, d, norm, p, np.shape(x1), np.shape(x2))
+
+
+# ----------------------------------------------------------------------------- cosine similarity
+def _cosine_similarity(x1, x2, dim, eps, who):
+    """(cosine, saved for the backward): torch's x1 / max(|x1|, eps) . x2 / max(|x2|, eps) along ``dim``."""
+    a, b = _pair(who, x1, x2)
+    a, b = np.broadcast_arrays(a, b)
+    axis = _dim_index(dim, max(a.ndim, 1))
+    if a.ndim == 0:
+        a, b = a.reshape(1), b.reshape(1)
+    n1 = np.sqrt(np.square(a).sum(axis=axis, keepdims=True))
+    n2 = np.sqrt(np.square(b).sum(axis=axis, keepdims=True))
+    a_hat = a / np.maximum(n1, eps)
+    b_hat = b / np.maximum(n2, eps)
+    return (a_hat * b_hat).sum(axis=axis), (a, b, a_hat, b_hat, n1, n2, axis)
+
+
+def _cosine_similarity_backward(grad_output, saved, eps, shape1, shape2):
+    a, b, a_hat, b_hat, n1, n2, axis = saved
+    g = np.expand_dims(np.asarray(grad_output, dtype=a.dtype), axis)
+
+    def one_side(x, other_hat, n):
+        # d/dx of (x / nc) . other_hat with nc = max(|x|, eps) and dnc/dx = x / |x| (0 where |x| = 0)
+        nc = np.maximum(n, eps)
+        radial = (x * other_hat).sum(axis=axis, keepdims=True)
+        radial /= nc * nc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            direction = np.where(n == 0, 0, x / n)
+        return g * (other_hat / nc - radial * direction)
+
+    shape = np.broadcast_shapes(shape1, shape2)
+    g1 = one_side(a, b_hat, n1).reshape(shape)
+    g2 = one_side(b, a_hat, n2).reshape(shape)
+    return _sum_to(g1, shape1), _sum_to(g2, shape2)
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """Cosine of the angle between ``x1`` and ``x2`` along ``dim``, each norm clamped at ``eps``.
+
+    Shape: x1 and x2 broadcastable, ``dim`` indexing their common shape (*1, D, *2);
+    output (*1, *2).
+    """
+    return _cosine_similarity(x1, x2, dim, eps, "cosine_similarity")[0]
+
+
+def cosine_similarity_backward(grad_output, x1, x2, dim=1, eps=1e-8):
+    """Returns (grad_x1, grad_x2); ``grad_output`` is shaped like the similarity."""
+    _, saved = _cosine_similarity(x1, x2, dim, eps, "cosine_similarity")
+    return _cosine_similarity_backward(grad_output, saved, eps, np.shape(x1), np.shape(x2))
