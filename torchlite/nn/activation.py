@@ -12,14 +12,16 @@ from ..grad_mode import is_grad_enabled
 from .._dtype import get_default_dtype
 from . import functional as F
 from ._checks import as_float_input, shape_error
-from .functional.activation import SELU_ALPHA, _as_float, _log_softmax, _softmax, _softmax_dim, _softmin
+from .functional.activation import (SELU_ALPHA, _as_float, _check_rrelu_bounds, _glu, _log_softmax, _rrelu,
+                                    _softmax, _softmax_dim, _softmin)
 from .module import Module
 from .parameter import Parameter
 
 __all__ = [
     "ReLU", "ReLU6", "LeakyReLU", "ELU", "CELU", "SELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh",
     "Hardtanh", "Hardsigmoid", "Hardswish", "Softplus", "Softsign", "Tanhshrink", "Softshrink",
-    "Hardshrink", "LogSigmoid", "PReLU", "Threshold", "Softmax", "LogSoftmax", "Softmin",
+    "Hardshrink", "LogSigmoid", "PReLU", "Threshold", "Softmax", "LogSoftmax", "Softmin", "Softmax2d", "GLU",
+    "RReLU",
 ]
 
 
@@ -454,3 +456,78 @@ class Softmin(Softmax):
 
     _name = "softmin"
     _fn, _grad_fn = _softmin, F.softmin_backward
+
+
+class Softmax2d(Module):
+    """Softmax over the channels at every spatial location.
+
+    Shape: input (N, C, H, W) or (C, H, W), output the same (softmax along dim -3).
+    """
+
+    def forward(self, input):
+        x = _as_float(input)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{self!r}: expected input to be 3D or 4D, (N, C, H, W) or (C, H, W), "
+                             f"got {x.ndim}D shape {x.shape}")
+        out = _softmax(x, x.ndim - 3)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad_output):
+        (out,) = self.pop_saved()
+        return F.softmax_backward(grad_output, out, -3)
+
+
+class GLU(Module):
+    """Gated linear unit: a * sigmoid(b), a and b the halves of the input along ``dim``.
+
+    Shape: input (*, 2M, *) with an even size along ``dim``, output (*, M, *).
+    """
+
+    def __init__(self, dim=-1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input):
+        x = _as_float(input)
+        out = _glu(x, self.dim, repr(self))
+        self.save_for_backward(x)
+        return out
+
+    def backward(self, grad_output):
+        (x,) = self.pop_saved()
+        return F.glu_backward(grad_output, x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU: x if x > 0 else a * x.
+
+    In training a ~ U(lower, upper) is drawn per element from ``torchlite.random.get_generator()``
+    (so ``manual_seed`` repeats it); in eval a = (lower + upper) / 2. Shape: any ``(*)`` in and out.
+    Backward multiplies by the slopes the matching forward used.
+    """
+
+    def __init__(self, lower=1.0 / 8, upper=1.0 / 3, inplace=False):
+        super().__init__()
+        self.lower = lower
+        self.upper = upper
+        self.inplace = inplace
+
+    def forward(self, input):
+        x = _as_float(input)
+        if not is_grad_enabled() and not self.training:
+            _check_rrelu_bounds(self.lower, self.upper, repr(self))
+            return F.leaky_relu(x, (self.lower + self.upper) / 2, self.inplace)
+        out, noise = _rrelu(x, self.lower, self.upper, self.training, self.inplace, repr(self))
+        self.save_for_backward(noise)
+        return out
+
+    def backward(self, grad_output):
+        (noise,) = self.pop_saved()
+        return F.rrelu_backward(grad_output, noise)
+
+    def extra_repr(self):
+        return f"lower={self.lower}, upper={self.upper}" + _inplace_repr(self.inplace, ", ")

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import special
 
 from ..._dtype import get_default_dtype
+from ...random import get_generator
 
 __all__ = [
     "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward",
@@ -27,7 +28,8 @@ __all__ = [
     "softplus", "softplus_backward", "softsign", "softsign_backward", "tanhshrink", "tanhshrink_backward",
     "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "logsigmoid", "logsigmoid_backward",
     "prelu", "prelu_backward", "threshold", "threshold_backward", "softmax", "softmax_backward",
-    "log_softmax", "log_softmax_backward", "softmin", "softmin_backward",
+    "log_softmax", "log_softmax_backward", "softmin", "softmin_backward", "rrelu", "rrelu_backward",
+    "glu", "glu_backward",
 ]
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -629,3 +631,88 @@ def softmin_backward(grad_output, output, dim):
     """dx = -softmax_backward(grad, y) from the output y."""
     dx = softmax_backward(grad_output, output, dim)
     return np.negative(dx, out=dx)
+
+
+# ----------------------------------------------------------------------------- randomized and gated
+def _check_rrelu_bounds(lower, upper, who):
+    if lower > upper:
+        raise ValueError(f"{who}: lower bound should be less than or equal to the upper bound, "
+                         f"got lower={lower}, upper={upper}")
+
+
+def _rrelu(x, lower, upper, training, inplace, who):
+    """(output, noise): noise is the slope each element was multiplied by (1 where x > 0)."""
+    _check_rrelu_bounds(lower, upper, who)
+    if training:
+        draw = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+        noise = get_generator().random(x.shape, dtype=draw).astype(x.dtype, copy=False)
+        noise *= upper - lower
+        noise += lower
+    else:
+        noise = np.full(x.shape, (lower + upper) / 2, x.dtype)
+    np.copyto(noise, 1, where=x > 0)
+    return np.multiply(x, noise, out=_out(x, inplace)), noise
+
+
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, return_noise=False):
+    """x if x > 0 else a * x, with a ~ U(lower, upper) drawn per element in training (from
+    ``torchlite.random.get_generator()``) and a = (lower + upper) / 2 otherwise.
+
+    ``return_noise=True`` returns ``(output, noise)``, noise being each element's multiplier
+    (1 where x > 0), the array ``rrelu_backward`` reads.
+    """
+    x = _as_float(input)
+    if not training and not return_noise:
+        _check_rrelu_bounds(lower, upper, "rrelu")
+        return _two_slopes(x, (lower + upper) / 2, inplace)
+    out, noise = _rrelu(x, lower, upper, training, inplace, "rrelu")
+    return (out, noise) if return_noise else out
+
+
+def rrelu_backward(grad_output, noise):
+    """dx = grad * noise, the multiplier forward applied to each element."""
+    return np.multiply(_grad(grad_output, noise), noise)
+
+
+def _dim_index(dim, ndim):
+    """``dim`` bounds-checked (torch's IndexError) and made non-negative."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+    return dim % ndim
+
+
+def _glu_halves(x, dim, who):
+    if x.ndim == 0:
+        raise ValueError(f"{who}: glu does not support scalars because halving size must be even")
+    axis = _dim_index(dim, x.ndim)
+    if x.shape[axis] % 2:
+        raise ValueError(f"{who}: halving dimension must be even, but dimension {dim} is size {x.shape[axis]} "
+                         f"(input shape {x.shape})")
+    a, b = np.split(x, 2, axis=axis)
+    return a, b, axis
+
+
+def _glu(x, dim, who):
+    a, b, _ = _glu_halves(x, dim, who)
+    return np.multiply(a, special.expit(b))
+
+
+def glu(input, dim=-1):
+    """a * sigmoid(b), a and b the two halves of the input along ``dim`` (whose size must be even).
+
+    Shape: (*, 2M, *) -> (*, M, *).
+    """
+    return _glu(_as_float(input), dim, "glu")
+
+
+def glu_backward(grad_output, input, dim=-1):
+    """dx = concat(grad * s, grad * a * s * (1 - s)) along ``dim``, s = sigmoid(b)."""
+    a, b, axis = _glu_halves(input, dim, "glu")
+    g = _grad(grad_output, input)
+    s = special.expit(b)
+    da = np.multiply(g, s)
+    db = np.subtract(1, s)
+    db *= s
+    db *= a
+    db *= g
+    return np.concatenate([da, db], axis=axis)
