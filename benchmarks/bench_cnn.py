@@ -1,7 +1,7 @@
 """Per-layer convolution and pooling timings, torchlite vs PyTorch, on the LeNet and wide-CNN shapes.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cnn.py [--threads 2] [--rounds 7]
-        [--steps 10] [--layers lenet.conv1,wide.conv2] [--json out.json]
+        [--steps 10] [--clock wall|cpu] [--layers lenet.conv1,wide.conv2] [--json out.json]
 
 Each library runs in its own worker process (once torch has run in a process its OpenMP
 threads slow numpy's BLAS), with the same thread count (threadpoolctl for numpy's BLAS,
@@ -10,6 +10,11 @@ layer, has them check that their outputs agree, then alternates timed rounds (to
 torch, torchlite, ...) and takes the ratio round by round. A round times ``--steps`` calls
 after one untimed call and keeps their median. Reported: median over rounds, and the spread
 (min..max) of the per-round ratios torchlite / torch.
+
+``--clock cpu`` (with ``--threads 1``) times with the calling thread's CPU time instead of the
+wall clock: on a machine shared with other jobs a thread waiting for a core then costs
+nothing, so the numbers stay those of an idle machine (two BLAS threads on two busy cores
+measured here were off by up to 100x, in steps of the scheduler's 4 ms slice).
 
 Columns: training forward (the layer keeps what backward needs), backward (for a model's first
 layer without the input gradient, as both libraries skip it there), their sum, and inference
@@ -27,6 +32,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BATCH = 64
+CLOCK = time.perf_counter  # the worker's clock: perf_counter (wall) or thread_time (CPU of this thread)
 
 #: name -> (layer class, args, kwargs, input shape without batch, first layer of its model)
 LAYERS = {
@@ -69,15 +75,15 @@ class TorchliteLayer:
 
     def step(self, mode):
         if mode == "infer":
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             with self.tl.no_grad():
                 self.layer(self.x)
-            return time.perf_counter() - t0, 0.0
-        t0 = time.perf_counter()
+            return CLOCK() - t0, 0.0
+        t0 = CLOCK()
         self.layer(self.x)
-        t1 = time.perf_counter()
+        t1 = CLOCK()
         self.layer.backward(self.grad)
-        return t1 - t0, time.perf_counter() - t1
+        return t1 - t0, CLOCK() - t1
 
     def summary(self, out):
         return [float(self.np.sum(out, dtype=self.np.float64)), float(self.np.sum(self.np.abs(out), dtype=float))]
@@ -118,18 +124,18 @@ class TorchLayer(TorchliteLayer):
     def step(self, mode):
         torch = self.torch
         if mode == "infer":
-            t0 = time.perf_counter()
+            t0 = CLOCK()
             with torch.no_grad():
                 self.layer(self.x)
-            return time.perf_counter() - t0, 0.0
+            return CLOCK() - t0, 0.0
         self.x.grad = None
         for p in self.layer.parameters():
             p.grad = None
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         out = self.layer(self.x)
-        t1 = time.perf_counter()
+        t1 = CLOCK()
         out.backward(self.grad)
-        return t1 - t0, time.perf_counter() - t1
+        return t1 - t0, CLOCK() - t1
 
     def info(self):
         config = self.torch.__config__.show()
@@ -139,8 +145,10 @@ class TorchLayer(TorchliteLayer):
                 "threads": self.torch.get_num_threads()}
 
 
-def worker_main(lib, threads):
+def worker_main(lib, threads, clock):
     """Answer one JSON command per stdin line with one JSON line on the protocol pipe."""
+    global CLOCK
+    CLOCK = time.thread_time if clock == "cpu" else time.perf_counter
     proto = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything a library prints goes to stderr, never into the protocol
     sys.path.insert(0, ROOT)
@@ -167,14 +175,14 @@ def worker_main(lib, threads):
 
 # =============================================================================== driver side
 class Worker:
-    def __init__(self, lib, threads):
+    def __init__(self, lib, threads, clock):
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
         self.lib = lib
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", lib, "--threads",
-                                      str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                                     env=env, cwd=ROOT)
+                                      str(threads), "--clock", clock], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
         self.info = self._read()["info"]
 
     def _read(self):
@@ -250,8 +258,9 @@ def _fmt_ratio(r):
 def report(rows, savings, tl, th, args):
     cls = {name: f"{spec[0]}{spec[1]}{'' if not spec[2] else ' ' + str(spec[2])} on {(BATCH,) + spec[3]}"
            for name, spec in LAYERS.items()}
-    print(f"# Per-layer timings, batch {BATCH}, float32, {args.threads} thread(s); ms, median of {args.rounds} "
-          f"rounds x {args.steps} steps")
+    clock = "CPU time of the timing thread" if args.clock == "cpu" else "wall clock"
+    print(f"# Per-layer timings, batch {BATCH}, float32, {args.threads} thread(s), {clock}; ms, median of "
+          f"{args.rounds} rounds x {args.steps} steps")
     print(f"torchlite: numpy {tl.info['numpy']}, {'; '.join(tl.info['blas'])}")
     print(f"torch {th.info['torch']}: {'; '.join(th.info['blas'])}, {th.info['threads']} threads\n")
     print("| layer | shape | fwd tl / torch | bwd tl / torch | fwd+bwd ratio | infer tl / torch | infer ratio |")
@@ -273,17 +282,21 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: the timing thread's CPU time (needs --threads 1)")
     parser.add_argument("--layers", default=",".join(LAYERS))
     parser.add_argument("--json", help="also write the numbers here")
     parser.add_argument("--worker", choices=("torchlite", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker_main(args.worker, args.threads)
+        return worker_main(args.worker, args.threads, args.clock)
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu measures one thread: use it with --threads 1")
     names = [n for n in args.layers.split(",") if n]
     unknown = [n for n in names if n not in LAYERS]
     if unknown:
         parser.error(f"unknown layers {unknown}; choose from {list(LAYERS)}")
-    tl, th = Worker("torchlite", args.threads), Worker("torch", args.threads)
+    tl, th = Worker("torchlite", args.threads, args.clock), Worker("torch", args.threads, args.clock)
     rows, savings = [], {}
     try:
         import tempfile
@@ -301,7 +314,8 @@ def main():
     report(rows, savings, tl, th, args)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "rows": rows, "input_grad_saving": savings}, f, indent=1)
+            json.dump({"threads": args.threads, "clock": args.clock, "rows": rows, "input_grad_saving": savings},
+                      f, indent=1)
 
 
 if __name__ == "__main__":
