@@ -11,6 +11,10 @@ optimizer and scheduler state, the epoch, the metrics history and the random gen
 so a resumed run is bit for bit the run that was not interrupted. The learning-rate schedule
 (decay by ``--lr-decay`` each epoch) does not depend on the total number of epochs, so a run
 can also be extended past its planned end.
+
+Speed: about 20 s of CPU time for the default 6 epochs (98.3% test accuracy). On a machine
+whose cores are busy with other work, a multi-threaded BLAS can slow down several times
+(threads wait on each other); ``OPENBLAS_NUM_THREADS=1`` avoids that.
 """
 import argparse
 import contextlib

@@ -190,6 +190,8 @@ class History:
                 if key != x and kind in key:
                     ax.plot(xs, values, marker="o", label=key)
             ax.set_xlabel(x)
+            if len(xs) <= 20:
+                ax.set_xticks(xs)
             ax.set_ylabel("accuracy" if kind == "acc" else "loss")
             ax.grid(alpha=0.3)
             if ax.lines:
