@@ -162,8 +162,8 @@ def main(argv=None):
         torchlite.set_rng_state(ckpt["rng"])
         start = ckpt["epoch"] + 1
         print(f"resuming {args.resume} after epoch {ckpt['epoch']} (run settings from the checkpoint)")
-    print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test images; model {model}; "
-          f"{args.optimizer} lr {args.lr} decay {args.lr_decay}/epoch, batch {args.batch_size}")
+    print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test images; {args.optimizer} lr {args.lr} "
+          f"decay {args.lr_decay}/epoch, batch {args.batch_size}\n{model}")
 
     started = time.perf_counter()
     anomaly = torchlite.detect_anomaly() if args.detect_anomaly else contextlib.nullcontext()

@@ -25,7 +25,7 @@ from ..dataset import Dataset
 from .download import download_url, md5sum
 from .idx import IDXError, read_idx
 
-__all__ = ["MNIST", "FashionMNIST", "DatasetNotFoundError", "SYSTEM_ROOTS"]
+__all__ = ["MNIST", "FashionMNIST", "DatasetNotFoundError"]
 
 #: Roots searched after ``root``, ``$TORCHLITE_DATA`` and ``~/.cache/torchlite``.
 SYSTEM_ROOTS = ["/usr/share/datasets"]
