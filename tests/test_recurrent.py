@@ -11,6 +11,7 @@ from parity import assert_close, check_parity, copy_state, flatten, to_numpy
 from torchlite.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torchlite.testing import gradcheck
 
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 T, N, I, H = 5, 3, 3, 4
 MODES = {  # name -> (torchlite class, torch class, constructor kwargs)
     "rnn_tanh": (nn.RNN, torch.nn.RNN, {}),
