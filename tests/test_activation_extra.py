@@ -77,17 +77,15 @@ def test_rrelu_eval_parity(kw, shape, dtype):
     assert out.dtype == dtype
 
 
-def rrelu_slopes(lower, upper, n, dtype=np.float64):
-    x = -np.random.default_rng(3).random(n).astype(dtype) - 0.5  # all negative, away from 0
-    m = nn.RReLU(lower, upper)
-    out = m(x.copy())
-    return x, out, m
+def rrelu_slopes(lower, upper, n):
+    x = -np.random.default_rng(3).random(n) - 0.5  # all negative, away from 0
+    return x, nn.RReLU(lower, upper)(x.copy())
 
 
 @pytest.mark.parametrize("lower,upper", [(1 / 8, 1 / 3), (0.1, 0.9), (-0.2, 0.4)])
 def test_rrelu_training_slopes_are_uniform_in_bounds(lower, upper):
     n = 20000
-    x, out, m = rrelu_slopes(lower, upper, n)
+    x, out = rrelu_slopes(lower, upper, n)
     slopes = out / x
     assert slopes.min() >= lower and slopes.max() <= upper
     assert abs(slopes.mean() - (lower + upper) / 2) < 4 * (upper - lower) / np.sqrt(12 * n)
@@ -170,6 +168,8 @@ def test_rrelu_functional_eval_matches_torch():
         np.testing.assert_allclose(F.rrelu(x, **kw), ref, rtol=1e-12)
         out, noise = F.rrelu(x, **kw, return_noise=True)
         np.testing.assert_allclose(out, ref, rtol=1e-12)
+        np.testing.assert_allclose(noise, np.where(x > 0, 1, (kw.get("lower", 1 / 8) + kw.get("upper", 1 / 3)) / 2),
+                                   rtol=1e-15)
     y = x.copy()
     assert F.rrelu(y, inplace=True) is y
 

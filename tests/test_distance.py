@@ -137,9 +137,10 @@ def test_reprs_attributes_stack_and_errors():
     a, b = rand(3, 4), rand(3, 4)
     m(a, b)
     m(b, a)
-    gb, ga = m.backward(np.ones(3))  # second call first: its x1 was b
+    gb, _ = m.backward(np.ones(3))  # second call first: its x1 was b
     np.testing.assert_allclose(gb, F.pairwise_distance_backward(np.ones(3), b, a)[0], rtol=1e-12)
-    m.backward(np.ones(3))
+    ga, _ = m.backward(np.ones(3))
+    np.testing.assert_allclose(ga, F.pairwise_distance_backward(np.ones(3), a, b)[0], rtol=1e-12)
     with pytest.raises(RuntimeError, match="nothing saved"):
         m.backward(np.ones(3))
     with pytest.raises(ValueError, match=r"^PairwiseDistance\(\): x1 of shape \(3, 4\) and x2 of shape \(3, 5\) "

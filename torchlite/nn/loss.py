@@ -15,13 +15,15 @@ Bad input raises an error that starts with the loss's repr, e.g.
 import numpy as np
 
 from .._dtype import get_default_dtype
+from .distance import PairwiseDistance
 from .functional import loss as FL
 from .module import Module
 
 __all__ = [
     "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "NLLLoss", "CrossEntropyLoss", "BCELoss",
     "BCEWithLogitsLoss", "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-    "CosineEmbeddingLoss", "GaussianNLLLoss", "PoissonNLLLoss",
+    "CosineEmbeddingLoss", "GaussianNLLLoss", "PoissonNLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "CTCLoss",
 ]
 
 
@@ -363,3 +365,161 @@ class PoissonNLLLoss(_Loss):
         x, t = self.pop_saved()
         return FL.poisson_nll_loss_backward(grad_output, x, t, self.log_input, self.full, eps=self.eps,
                                             reduction=self.reduction)
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """Multi-class hinge: sum over j != y of w[y] max(0, margin - x[y] + x[j])^p / C, p in {1, 2}.
+
+    Shape: input (N, C) or (C,); target integer (N,) or (); output () or, for 'none', (N,) or ().
+    Buffers: ``weight`` (C,) when given.
+    """
+
+    def __init__(self, p=1, margin=1.0, weight=None, *, reduction="mean"):
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p}")
+        if weight is not None and np.ndim(weight) != 1:
+            raise ValueError(f"MultiMarginLoss: expected weight to be None or 1D, got {np.ndim(weight)}D instead")
+        super().__init__(weight, reduction)
+        self.p = p
+        self.margin = margin
+
+    def forward(self, input, target):
+        loss, saved = FL._multi_margin_loss(input, target, self.p, self.margin, self.weight, self.reduction,
+                                            repr(self))
+        self.save_for_backward(*saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        x, t, w = self.pop_saved()
+        return FL.multi_margin_loss_backward(grad_output, x, t, self.p, self.margin, w, reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge: sum over targets j and non-targets k of max(0, 1 - (x[j] - x[k])) / C.
+
+    Shape: input (N, C) or (C,); target integer of the same shape, the target classes first,
+    then -1 (what follows the first -1 is ignored); output () or, for 'none', (N,) or ().
+    """
+
+    def __init__(self, *, reduction="mean"):
+        super().__init__(reduction)
+
+    def forward(self, input, target):
+        loss, saved = FL._multilabel_margin_loss(input, target, self.reduction, repr(self))
+        self.save_for_backward(*saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        x, t = self.pop_saved()
+        return FL.multilabel_margin_loss_backward(grad_output, x, t, reduction=self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """Per-class logistic loss averaged over classes: mean_c w_c softplus(-y'_c x_c), y' = 2y - 1 for y in {0, 1}.
+
+    Shape: input (N, C) or (C,); target like the input; ``weight`` broadcasts to it, e.g. (C,);
+    output () or, for 'none', (N,) or (). Buffers: ``weight`` when given.
+    """
+
+    def __init__(self, weight=None, *, reduction="mean"):
+        super().__init__(weight, reduction)
+
+    def forward(self, input, target):
+        loss, saved = FL._multilabel_soft_margin_loss(input, target, self.weight, self.reduction, repr(self))
+        self.save_for_backward(*saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        x, t, w = self.pop_saved()
+        return FL.multilabel_soft_margin_loss_backward(grad_output, x, t, w, reduction=self.reduction)
+
+
+class TripletMarginLoss(_Loss):
+    """max(0, margin + d(a, p) - d(a, n)), d the p-norm of the difference (+ eps), as PairwiseDistance.
+
+    ``forward(anchor, positive, negative)``; ``swap`` uses min(d(a, n), d(p, n)) for d(a, n).
+    Shape: anchor, positive, negative (N, D) or (D,); output () or, for 'none', (N,) or ().
+    ``backward`` returns (grad_anchor, grad_positive, grad_negative).
+    """
+
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean"):
+        if margin <= 0:
+            raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
+        super().__init__(reduction)
+        self.margin = margin
+        self.p = p
+        self.eps = eps
+        self.swap = swap
+
+    def forward(self, anchor, positive, negative):
+        loss, saved = FL._triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
+                                              self.reduction, repr(self))
+        self.save_for_backward(saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        (saved,) = self.pop_saved()
+        return FL._triplet_margin_loss_backward(grad_output, saved, self.p, self.reduction)
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    """max(0, margin + d(a, p) - d(a, n)) for a distance Module d (default ``PairwiseDistance()``).
+
+    ``distance_function`` must be a torchlite Module whose forward(x1, x2) returns distances and
+    whose backward returns (grad_x1, grad_x2) (there is no autograd to differentiate a lambda);
+    it is registered as a child, as in torch. Shapes: whatever the distance takes; output ()
+    or, for 'none', the distance's shape. ``backward`` returns (grad_anchor, grad_positive,
+    grad_negative).
+    """
+
+    def __init__(self, *, distance_function=None, margin=1.0, swap=False, reduction="mean"):
+        super().__init__(reduction)
+        if margin <= 0:
+            raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than 0, got {margin} "
+                             "instead")
+        distance_function = PairwiseDistance() if distance_function is None else distance_function
+        FL._check_distance_function("TripletMarginWithDistanceLoss", distance_function)
+        self.distance_function = distance_function
+        self.margin = margin
+        self.swap = swap
+
+    def forward(self, anchor, positive, negative):
+        loss, saved = FL._triplet_with_distance(anchor, positive, negative, self.distance_function, self.margin,
+                                                self.swap, self.reduction, repr(self))
+        self.save_for_backward(*saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        v, d_neg, d_swap = self.pop_saved()
+        return FL._triplet_with_distance_backward(grad_output, self.distance_function, v, d_neg, d_swap,
+                                                  self.reduction)
+
+
+class CTCLoss(_Loss):
+    """Connectionist temporal classification loss: ``forward(log_probs, targets, input_lengths, target_lengths)``.
+
+    -log of the summed probability of all alignments of each target to its input (blanks between
+    labels, repeats merged), by the forward-backward algorithm in log space, vectorised over the batch.
+    Shape: log_probs (T, N, C) or (T, C) (log-softmax outputs); targets (N, S) padded, or 1-d
+    concatenated, or (S,) unbatched, labels in [0, C); input_lengths, target_lengths (N,) (ints,
+    sequences or integer arrays). Output: 'none' (N,) (or ()), 'mean' the batch mean of each loss
+    divided by its target length (at least 1), 'sum'. ``zero_infinity`` zeroes impossible targets'
+    infinite losses and their gradients.
+    ``backward`` returns the gradient for log_probs only, torch's: exp(log_probs) - posterior, exact
+    through the log_softmax that produced log_probs (see ``functional.ctc_loss_backward``).
+    """
+
+    def __init__(self, blank=0, reduction="mean", zero_infinity=False):
+        super().__init__(reduction)
+        self.blank = blank
+        self.zero_infinity = zero_infinity
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths):
+        loss, saved = FL._ctc_loss(log_probs, targets, input_lengths, target_lengths, self.blank, self.reduction,
+                                   self.zero_infinity, repr(self))
+        self.save_for_backward(saved)
+        return loss
+
+    def backward(self, grad_output=1.0):
+        (saved,) = self.pop_saved()
+        return FL._ctc_loss_backward(grad_output, saved, self.reduction, self.zero_infinity)

@@ -73,7 +73,7 @@ def _vector_norm_backward(g, d, norm, p):
         if math.isinf(p):
             ties = np.abs(d) == norm
             ties |= np.isnan(d)
-            return np.sign(d) * ((g / ties.sum(axis=-1, keepdims=True)) * ties)
+            return np.sign(d) * ((g / ties.sum(axis=-1, keepdims=True).astype(d.dtype)) * ties)
         if p < 1:
             scaled = np.where(d == 0, 0, np.sign(d) * np.abs(d) ** (p - 1))
             return scaled * g * norm ** (1 - p)

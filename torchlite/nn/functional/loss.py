@@ -20,7 +20,9 @@ import warnings
 import numpy as np
 from scipy import special
 
+from ...grad_mode import enable_grad, no_grad
 from .activation import _as_float, _log_softmax, _softplus1
+from .distance import _pairwise_distance, _pairwise_distance_backward
 
 __all__ = [
     "mse_loss", "mse_loss_backward", "l1_loss", "l1_loss_backward", "smooth_l1_loss", "smooth_l1_loss_backward",
@@ -30,6 +32,10 @@ __all__ = [
     "soft_margin_loss_backward", "margin_ranking_loss", "margin_ranking_loss_backward", "hinge_embedding_loss",
     "hinge_embedding_loss_backward", "cosine_embedding_loss", "cosine_embedding_loss_backward",
     "gaussian_nll_loss", "gaussian_nll_loss_backward", "poisson_nll_loss", "poisson_nll_loss_backward",
+    "multi_margin_loss", "multi_margin_loss_backward", "multilabel_margin_loss", "multilabel_margin_loss_backward",
+    "multilabel_soft_margin_loss", "multilabel_soft_margin_loss_backward", "triplet_margin_loss",
+    "triplet_margin_loss_backward", "triplet_margin_with_distance_loss", "triplet_margin_with_distance_loss_backward",
+    "ctc_loss", "ctc_loss_backward",
 ]
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -902,3 +908,525 @@ def cosine_embedding_loss_backward(grad_output, input1, input2, target, margin=0
     g1 = x2 / denom - cos * x1 / m1[..., None]
     g2 = x1 / denom - cos * x2 / m2[..., None]
     return g1 * dcos, g2 * dcos
+
+
+# ----------------------------------------------------------------------------- multi-class margins
+def _margin_class_args(who, input, target):
+    """Input (N, C), (C,) or () and class indices (N,) or () as (x (N, C), t (N,))."""
+    x = _float_arg(who, input)
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise ValueError(f"{who}: expected input (N, C) or (C,) with C > 0, got shape {x.shape}")
+    x2 = x.reshape(-1, x.shape[-1] if x.ndim else 1)
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{who}: target must be an integer array of class indices, got dtype {t.dtype}")
+    if t.ndim > 1 or t.size != x2.shape[0]:
+        raise ValueError(f"{who}: expected target of shape ({x2.shape[0]},) (one class index per sample) for input "
+                         f"{x.shape}, got {t.shape}")
+    t = t.reshape(-1)
+    _check_classes(who, t, x2.shape[1], None)
+    return x, x2, t
+
+
+def _multi_margin_loss(input, target, p, margin, weight, reduction, who):
+    _check_reduction(who, reduction)
+    if p not in (1, 2):
+        raise ValueError(f"{who}: only p == 1 and p == 2 supported, got p={p}")
+    x, x2, t = _margin_class_args(who, input, target)
+    w = None
+    if weight is not None:
+        w = _like(who, weight, x, "weight")
+        if w.shape != (x2.shape[1],):
+            raise ValueError(f"{who}: expected weight of shape ({x2.shape[1]},) (one per class), got {w.shape}")
+    z = _class_margins(x2, t, margin)
+    h = z if p == 1 else np.multiply(z, z)
+    if w is not None:
+        h *= w[t][:, None]
+    loss = h.sum(axis=1)
+    loss /= x2.shape[1]
+    loss = _reduce(loss, reduction)
+    return (loss.reshape(()) if x.ndim < 2 and reduction == "none" else loss), (x, t, w)
+
+
+def _class_margins(x2, t, margin):
+    """max(0, margin - x[y] + x[j]) for every class j, 0 at j = y."""
+    rows = np.arange(x2.shape[0])
+    z = x2 - x2[rows, t][:, None]
+    z += margin
+    z[rows, t] = 0
+    return np.maximum(z, 0, out=z)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean"):
+    """Multi-class hinge: sum over j != y of w[y] max(0, margin - x[y] + x[j])^p / C, p in {1, 2}.
+
+    Shapes: input (N, C) or (C,); target integer (N,) or (); weight (C,); output () or, for
+    'none', (N,) or ().
+    """
+    return _multi_margin_loss(input, target, p, margin, weight, reduction, "multi_margin_loss")[0]
+
+
+def multi_margin_loss_backward(grad_output, input, target, p=1, margin=1.0, weight=None, *, reduction="mean"):
+    """dx[j] = w[y] dh_j / C * upstream over active margins (dh = 1, or 2 z for p = 2); dx[y] = -sum_j dx[j]."""
+    input, weight = _in_dtype(input, weight)
+    x2 = input.reshape(-1, input.shape[-1] if input.ndim else 1)
+    t = np.asarray(target).reshape(-1)
+    z = _class_margins(x2, t, margin)
+    d = (z > 0).astype(x2.dtype) if p == 1 else np.multiply(z, 2)
+    if weight is not None:
+        d *= weight[t][:, None]
+    g = _upstream(grad_output, reduction, x2.shape[0], x2.dtype)
+    d *= np.reshape(g, (-1, 1)) / x2.shape[1]
+    rows = np.arange(x2.shape[0])
+    d[rows, t] = -d.sum(axis=1)
+    return d.reshape(input.shape)
+
+
+def _multilabel_args(who, input, target):
+    """Input (N, C), (C,) or () and its targets: class indices padded with -1 (the first -1 ends them).
+
+    Returns (x, x2 (N, C), counts (N, C): how often each class is listed as a target).
+    """
+    x = _float_arg(who, input)
+    if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
+        raise ValueError(f"{who}: expected input (N, C) or (C,) with C > 0, got shape {x.shape}")
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{who}: target must be an integer array of class indices, got dtype {t.dtype}")
+    if t.shape != x.shape:
+        raise ValueError(f"{who}: expected target of the input's shape {x.shape}, got {t.shape}")
+    n, c = (x.shape[0] if x.ndim == 2 else 1), (x.shape[-1] if x.ndim else 1)
+    t2 = t.reshape(n, c)
+    if t2.size and (t2.min() < -1 or t2.max() >= c):
+        bad = t2[(t2 < -1) | (t2 >= c)][0]
+        raise ValueError(f"{who}: target values must be class indices in [0, {c}) or -1 (end of the list), got {bad}")
+    listed = np.cumprod(t2 != -1, axis=1).astype(bool)
+    index = (np.arange(n)[:, None] * c + t2)[listed]
+    counts = np.bincount(index, minlength=n * c).reshape(n, c).astype(x.dtype)
+    return x, x.reshape(n, c), counts
+
+
+def _multilabel_pairs(x2, counts):
+    """(z, m): z[n, j, k] = 1 - x[j] + x[k]; m its multiplicity (target j listed m times, k not a target, z > 0)."""
+    z = np.subtract(1, x2)[:, :, None] + x2[:, None, :]
+    m = counts[:, :, None] * (counts == 0)[:, None, :]
+    m *= z > 0
+    return z, m
+
+
+def _multilabel_margin_loss(input, target, reduction, who):
+    _check_reduction(who, reduction)
+    x, x2, counts = _multilabel_args(who, input, target)
+    z, m = _multilabel_pairs(x2, counts)
+    z *= m
+    loss = z.sum(axis=(1, 2))
+    loss /= x2.shape[1]
+    loss = _reduce(loss, reduction)
+    return (loss.reshape(()) if x.ndim < 2 and reduction == "none" else loss), (x, np.asarray(target))
+
+
+def multilabel_margin_loss(input, target, *, reduction="mean"):
+    """Multi-label hinge: sum over targets j and non-targets k of max(0, 1 - (x[j] - x[k])) / C.
+
+    Shapes: input (N, C) or (C,); target integer of the same shape, holding the target classes
+    first and then -1 (entries after the first -1 are ignored); output () or, for 'none', (N,) or ().
+    """
+    return _multilabel_margin_loss(input, target, reduction, "multilabel_margin_loss")[0]
+
+
+def multilabel_margin_loss_backward(grad_output, input, target, *, reduction="mean"):
+    """dx[k] += m_jk g / C for each active (target j, non-target k) pair, dx[j] -= the same."""
+    x, x2, counts = _multilabel_args("multilabel_margin_loss", _as_float(input), target)
+    _, m = _multilabel_pairs(x2, counts)
+    g = _upstream(grad_output, reduction, x2.shape[0], x2.dtype)
+    m *= np.reshape(g, (-1, 1, 1)) / x2.shape[1]
+    d = m.sum(axis=1)
+    d -= m.sum(axis=2)
+    return d.reshape(x.shape)
+
+
+def _multilabel_soft_margin_loss(input, target, weight, reduction, who):
+    _check_reduction(who, reduction)
+    x = _float_arg(who, input)
+    if x.ndim == 0 or x.shape[-1] == 0:
+        raise ValueError(f"{who}: expected input (N, C) or (C,) with C > 0, got shape {x.shape}")
+    t = _like(who, target, x, "target")
+    _broadcastable(who, x.shape, t, "target", to_input=True)
+    w = None
+    if weight is not None:
+        w = _like(who, weight, x, "weight")
+        _broadcastable(who, x.shape, w, "weight", to_input=True)
+    # torch: -(y logsigmoid(x) + (1 - y) logsigmoid(-x)), with -logsigmoid(x) = softplus(-x)
+    loss = t * _softplus1(np.negative(x))
+    loss += (1 - t) * _softplus1(x)
+    if w is not None:
+        loss *= w
+    loss = np.asarray(loss.sum(axis=-1))
+    loss /= x.shape[-1]
+    return _reduce(loss, reduction), (x, t, w)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean"):
+    """Per-class logistic loss averaged over the C classes: mean_c w_c softplus(-y_c x_c) for y in {0, 1}.
+
+    Shapes: input (N, C) or (C,) (any leading dims; classes last); target like the input;
+    weight broadcasts to it, e.g. (C,); output () or, for 'none', the input's shape without C.
+    """
+    return _multilabel_soft_margin_loss(input, target, weight, reduction, "multilabel_soft_margin_loss")[0]
+
+
+def multilabel_soft_margin_loss_backward(grad_output, input, target, weight=None, *, reduction="mean"):
+    """dx = w (sigmoid(x) - y) / C * upstream."""
+    input, target, weight = _in_dtype(input, target, weight)
+    x = input
+    d = special.expit(x)
+    d -= target
+    if weight is not None:
+        d *= weight
+    g = _upstream(grad_output, reduction, math.prod(x.shape[:-1]), x.dtype)
+    d *= np.expand_dims(g, -1) / x.shape[-1]
+    return d
+
+
+# ----------------------------------------------------------------------------- triplets
+def _triplet_args(who, anchor, positive, negative, margin):
+    if margin <= 0:
+        raise ValueError(f"{who}: margin must be greater than 0, got {margin}")
+    a = _float_arg(who, anchor, "anchor")
+    p = _like(who, positive, a, "positive")
+    n = _like(who, negative, a, "negative")
+    if not a.ndim == p.ndim == n.ndim:
+        raise ValueError(f"{who}: expected anchor, positive and negative with the same number of dimensions, "
+                         f"got shapes {a.shape}, {p.shape} and {n.shape}")
+    return a, p, n
+
+
+def _triplet_from_distances(d_pos, d_neg, d_swap, margin, reduction):
+    """(loss, v) with v = margin + d(a, p) - d(a, n) (d(a, n) replaced by min(d(a, n), d(p, n)) with swap)."""
+    closest = d_neg if d_swap is None else np.minimum(d_neg, d_swap)
+    v = np.asarray(margin + d_pos - closest)
+    return _reduce(np.asarray(np.maximum(v, 0)), reduction), v
+
+
+def _triplet_distance_grads(grad_output, v, d_neg, d_swap, reduction):
+    """Upstream gradients of d(a, p), d(a, n) and d(p, n) (None without swap).
+
+    The hinge passes where v >= 0 and the minimum splits ties evenly, as torch's clamp_min and minimum.
+    """
+    g = _upstream(grad_output, reduction, v.size, v.dtype) * (v >= 0)
+    if d_swap is None:
+        return g, np.negative(g), None
+    tie = (d_neg == d_swap).astype(v.dtype) * 0.5
+    to_neg = tie + (d_neg < d_swap)
+    to_swap = tie + (d_swap < d_neg)
+    return g, -g * to_neg, -g * to_swap
+
+
+def _triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction, who):
+    _check_reduction(who, reduction)
+    a, pos, neg = _triplet_args(who, anchor, positive, negative, margin)
+    d_pos, s_pos = _pairwise_distance(a, pos, p, eps, False, who)
+    d_neg, s_neg = _pairwise_distance(a, neg, p, eps, False, who)
+    d_swap, s_swap = _pairwise_distance(pos, neg, p, eps, False, who) if swap else (None, None)
+    loss, v = _triplet_from_distances(d_pos, d_neg, d_swap, margin, reduction)
+    shapes = (a.shape, pos.shape, neg.shape)
+    return loss, (v, d_neg, d_swap, s_pos, s_neg, s_swap, shapes)
+
+
+def _triplet_margin_loss_backward(grad_output, saved, p, reduction):
+    v, d_neg, d_swap, s_pos, s_neg, s_swap, (sa, sp, sn) = saved
+    g_pos, g_neg, g_swap = _triplet_distance_grads(grad_output, v, d_neg, d_swap, reduction)
+    da, dp = _pairwise_distance_backward(g_pos, *s_pos, p, sa, sp)
+    da2, dn = _pairwise_distance_backward(g_neg, *s_neg, p, sa, sn)
+    da += da2
+    if g_swap is not None:
+        dp2, dn2 = _pairwise_distance_backward(g_swap, *s_swap, p, sp, sn)
+        dp += dp2
+        dn += dn2
+    return da, dp, dn
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)), d the p-norm distance of ``pairwise_distance`` (with ``eps``).
+
+    ``swap``: d(a, n) becomes min(d(a, n), d(p, n)). Shapes: anchor, positive, negative (N, D)
+    or (D,), all with the same number of dims (broadcasting); output () or, for 'none', (N,) or ().
+    """
+    return _triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction,
+                                "triplet_margin_loss")[0]
+
+
+def triplet_margin_loss_backward(grad_output, anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *,
+                                 reduction="mean"):
+    """Returns (grad_anchor, grad_positive, grad_negative)."""
+    _, saved = _triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction,
+                                    "triplet_margin_loss")
+    return _triplet_margin_loss_backward(grad_output, saved, p, reduction)
+
+
+def _check_distance_function(who, distance_function):
+    if not (callable(distance_function) and callable(getattr(distance_function, "backward", None))):
+        raise TypeError(f"{who}: distance_function must be a torchlite Module with forward(x1, x2) and backward "
+                        f"(there is no autograd to differentiate a plain function), got {distance_function!r}")
+
+
+def _triplet_with_distance(anchor, positive, negative, distance_function, margin, swap, reduction, who):
+    """Calls ``distance_function`` (a Module) on (a, p), (a, n) and with swap (p, n): backward pops them in reverse."""
+    _check_reduction(who, reduction)
+    _check_distance_function(who, distance_function)
+    a, pos, neg = _triplet_args(who, anchor, positive, negative, margin)
+    d_pos = distance_function(a, pos)
+    d_neg = distance_function(a, neg)
+    d_swap = distance_function(pos, neg) if swap else None
+    loss, v = _triplet_from_distances(d_pos, d_neg, d_swap, margin, reduction)
+    return loss, (v, d_neg, d_swap)
+
+
+def _triplet_with_distance_backward(grad_output, distance_function, v, d_neg, d_swap, reduction):
+    g_pos, g_neg, g_swap = _triplet_distance_grads(grad_output, v, d_neg, d_swap, reduction)
+    if g_swap is not None:
+        dp2, dn2 = distance_function.backward(g_swap)
+    da2, dn = distance_function.backward(g_neg)
+    da, dp = distance_function.backward(g_pos)
+    da = da + da2
+    if g_swap is not None:
+        dp = dp + dp2
+        dn = dn + dn2
+    return da, dp, dn
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None, margin=1.0, swap=False,
+                                      reduction="mean"):
+    """max(0, margin + d(a, p) - d(a, n)) for a distance Module ``d`` (default: pairwise_distance).
+
+    ``distance_function`` must be a torchlite Module (its backward gives the gradients), e.g.
+    ``nn.PairwiseDistance(p=1)``; it is run under ``no_grad`` here, so it keeps nothing.
+    Shapes: anchor, positive, negative alike, as the distance takes them; output () or, for
+    'none', the distance's shape.
+    """
+    who = "triplet_margin_with_distance_loss"
+    if distance_function is None:
+        return _triplet_margin_loss(anchor, positive, negative, margin, 2.0, 1e-6, swap, reduction, who)[0]
+    with no_grad():
+        return _triplet_with_distance(anchor, positive, negative, distance_function, margin, swap, reduction, who)[0]
+
+
+def triplet_margin_with_distance_loss_backward(grad_output, anchor, positive, negative, *, distance_function=None,
+                                               margin=1.0, swap=False, reduction="mean"):
+    """Returns (grad_anchor, grad_positive, grad_negative), running the distance Module forward and backward."""
+    who = "triplet_margin_with_distance_loss"
+    if distance_function is None:
+        _, saved = _triplet_margin_loss(anchor, positive, negative, margin, 2.0, 1e-6, swap, reduction, who)
+        return _triplet_margin_loss_backward(grad_output, saved, 2.0, reduction)
+    with enable_grad():
+        _, saved = _triplet_with_distance(anchor, positive, negative, distance_function, margin, swap, reduction, who)
+    return _triplet_with_distance_backward(grad_output, distance_function, *saved, reduction)
+
+
+# ----------------------------------------------------------------------------- CTC
+def _ctc_lengths(who, lengths, n, name):
+    arr = np.asarray(lengths)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{who}: {name} must be integers (an int, a sequence or an integer array), "
+                        f"got dtype {arr.dtype}")
+    arr = arr.reshape(-1).astype(np.int64)
+    if arr.size != n:
+        raise ValueError(f"{who}: expected {name} of size {n} (the batch size), got {arr.size} values")
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{who}: expected {name} >= 0, got {int(arr.min())}")
+    return arr
+
+
+def _ctc_args(who, log_probs, targets, input_lengths, target_lengths, blank):
+    """(log_probs (T, N, C), padded targets (N, S), input_lengths (N,), target_lengths (N,), unbatched)."""
+    lp = _float_arg(who, log_probs, "log_probs")
+    if lp.ndim not in (2, 3):
+        raise ValueError(f"{who}: expected log_probs (T, N, C) or (T, C), got shape {lp.shape}")
+    unbatched = lp.ndim == 2
+    lp = lp[:, None] if unbatched else lp
+    steps, n, classes = lp.shape
+    if not 0 <= blank < classes:
+        raise ValueError(f"{who}: blank must be in label range [0, {classes}), got {blank}")
+    il = _ctc_lengths(who, input_lengths, n, "input_lengths")
+    tl = _ctc_lengths(who, target_lengths, n, "target_lengths")
+    if il.size and il.max() > steps:
+        raise ValueError(f"{who}: expected input_lengths to have value at most {steps} (T), got {int(il.max())}")
+    tg = np.asarray(targets)
+    if tg.dtype.kind not in "iu":
+        raise TypeError(f"{who}: targets must be integer class indices, got dtype {tg.dtype}")
+    tg = tg[None] if unbatched else tg
+    longest = int(tl.max()) if tl.size else 0
+    if tg.ndim == 1:
+        if tg.size != tl.sum():
+            raise ValueError(f"{who}: concatenated targets must hold sum(target_lengths) = {int(tl.sum())} labels, "
+                             f"got {tg.size}")
+        padded = np.full((n, longest), blank, np.int64)
+        padded[np.arange(longest) < tl[:, None]] = tg
+    elif tg.ndim == 2 and tg.shape[0] == n and tg.shape[1] >= longest:
+        padded = np.where(np.arange(longest) < tl[:, None], tg[:, :longest], blank)
+    else:
+        raise ValueError(f"{who}: expected targets (N, S) with N = {n} and S >= max(target_lengths) = {longest}, "
+                         f"or 1-d concatenated targets, got shape {np.shape(targets)}")
+    bad = padded[(padded < 0) | (padded >= classes)]
+    if bad.size:
+        raise ValueError(f"{who}: target labels must lie in [0, {classes}), got {int(bad[0])}")
+    return lp, padded, il, tl, unbatched
+
+
+def _logsumexp3(a, b, c):
+    """log(e^a + e^b + e^c), torch's CTC formula (shifted by the max; all -inf gives -inf)."""
+    m = np.maximum(np.maximum(a, b), c)
+    m[np.isneginf(m)] = 0
+    s = np.exp(a - m)
+    s += np.exp(b - m)
+    s += np.exp(c - m)
+    with np.errstate(divide="ignore"):
+        np.log(s, out=s)
+    s += m
+    return s
+
+
+def _ctc_extended(padded, blank):
+    """The label sequence with blanks around and between labels (N, 2S+1), and where a step may skip
+    one position (s >= 2 and label(s) != label(s - 2): not onto a blank, nor between repeats)."""
+    n, longest = padded.shape
+    ext = np.full((n, 2 * longest + 1), blank, np.int64)
+    ext[:, 1::2] = padded
+    skip = np.zeros(ext.shape, bool)
+    skip[:, 2:] = ext[:, 2:] != ext[:, :-2]
+    return ext, skip
+
+
+def _shift(a, k, fill):
+    """``a`` moved k positions along the last axis (right for k > 0, left for k < 0), ``fill`` coming in."""
+    out = np.full_like(a, fill)
+    if k > 0:
+        out[..., k:] = a[..., :-k]
+    else:
+        out[..., :k] = a[..., -k:]
+    return out
+
+
+def _ctc_alpha(lpe, skip, tl):
+    """Forward variables log alpha (T, N, L) over the extended labels (lpe: log_probs at them)."""
+    alpha = np.full(lpe.shape, -np.inf, lpe.dtype)
+    alpha[0, :, 0] = lpe[0, :, 0]
+    if lpe.shape[2] > 1:
+        alpha[0, :, 1] = np.where(tl > 0, lpe[0, :, 1], -np.inf)
+    for t in range(1, lpe.shape[0]):
+        prev = alpha[t - 1]
+        alpha[t] = _logsumexp3(prev, _shift(prev, 1, -np.inf), np.where(skip, _shift(prev, 2, -np.inf), -np.inf))
+        alpha[t] += lpe[t]
+    return alpha
+
+
+def _ctc_nll(alpha, il, tl):
+    """-log p(target | input) per sample: from alpha at the last input step, its last blank and label."""
+    n = np.arange(alpha.shape[1])
+    last = np.maximum(il - 1, 0)
+    l1 = alpha[last, n, 2 * tl]
+    l2 = np.where(tl > 0, alpha[last, n, np.maximum(2 * tl - 1, 0)], -np.inf)
+    m = np.maximum(l1, l2)
+    m[np.isneginf(m)] = 0
+    with np.errstate(divide="ignore"):
+        nll = -(np.log(np.exp(l1 - m) + np.exp(l2 - m)) + m)
+    # an empty input emits the empty target with probability 1 and nothing else
+    return np.where(il == 0, np.where(tl == 0, 0, np.inf), nll).astype(alpha.dtype)
+
+
+def _ctc_beta(lpe, skip, il, tl):
+    """Backward variables log beta (T, N, L), each sample starting at its own last input step."""
+    steps, _, length = lpe.shape
+    beta = np.full(lpe.shape, -np.inf, lpe.dtype)
+    pos = np.arange(length)
+    ends = (pos == 2 * tl[:, None]) | ((pos == 2 * tl[:, None] - 1) & (tl[:, None] > 0))
+    skip_up = _shift(skip, -2, False)
+    for t in range(steps - 1, -1, -1):
+        step = np.full(lpe.shape[1:], -np.inf, lpe.dtype)
+        if t < steps - 1:
+            nxt = beta[t + 1]
+            step = _logsumexp3(nxt, _shift(nxt, -1, -np.inf), np.where(skip_up, _shift(nxt, -2, -np.inf), -np.inf))
+            step += lpe[t]
+        beta[t] = np.where((t < il - 1)[:, None], step, np.where(ends & (t == il - 1)[:, None], lpe[t], -np.inf))
+    return beta
+
+
+def _ctc_reduce(nll, tl, reduction, zero_infinity):
+    loss = np.where(np.isposinf(nll), 0, nll).astype(nll.dtype) if zero_infinity else nll
+    if reduction == "mean":
+        return np.asarray((loss / np.maximum(tl, 1).astype(nll.dtype)).mean(), dtype=nll.dtype)
+    if reduction == "sum":
+        return np.asarray(loss.sum(), dtype=nll.dtype)
+    return loss
+
+
+def _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity, who):
+    _check_reduction(who, reduction)
+    lp, padded, il, tl, unbatched = _ctc_args(who, log_probs, targets, input_lengths, target_lengths, blank)
+    ext, skip = _ctc_extended(padded, blank)
+    lpe = np.take_along_axis(lp, np.broadcast_to(ext, lp.shape[:1] + ext.shape), axis=2)
+    with np.errstate(invalid="ignore"):
+        alpha = _ctc_alpha(lpe, skip, tl)
+    nll = _ctc_nll(alpha, il, tl)
+    loss = _ctc_reduce(nll, tl, reduction, zero_infinity)
+    loss = loss.reshape(()) if unbatched and reduction == "none" else loss
+    return loss, (lp, ext, skip, lpe, alpha, nll, il, tl, unbatched)
+
+
+def _ctc_loss_backward(grad_output, saved, reduction, zero_infinity):
+    """torch's gradient: exp(lp) - exp(log sum of alpha beta at c + nll - lp), per input step t < input_length."""
+    lp, ext, skip, lpe, alpha, nll, il, tl, unbatched = saved
+    steps, n, classes = lp.shape
+    g = np.asarray(grad_output, dtype=lp.dtype)
+    g = np.broadcast_to(g.reshape(-1) if reduction == "none" else g, (n,))
+    if reduction == "mean":
+        g = g / (n * np.maximum(tl, 1)).astype(lp.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ab = alpha + _ctc_beta(lpe, skip, il, tl)
+        m = ab.max(axis=2, keepdims=True)
+        m[~np.isfinite(m)] = 0
+        index = (np.arange(steps)[:, None, None] * n + np.arange(n)[:, None]) * classes + ext
+        sums = np.bincount(index.ravel(), weights=np.exp(ab - m).ravel(), minlength=steps * n * classes)
+        with np.errstate(divide="ignore"):
+            lab = np.log(sums.reshape(steps, n, classes).astype(lp.dtype))
+        lab += m
+        lab += nll[:, None]
+        lab -= lp
+        grad = np.exp(lp)
+        grad -= np.exp(lab)
+    grad *= g[:, None]
+    # steps past each input length get 0; so does an impossible target under zero_infinity (not NaN)
+    keep = np.arange(steps)[:, None] < il
+    if zero_infinity:
+        keep &= ~np.isposinf(nll)
+    grad = np.where(keep[:, :, None], grad, 0).astype(lp.dtype, copy=False)
+    return grad[:, 0] if unbatched else grad
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist temporal classification: -log of the summed probability of every alignment
+    of ``targets`` to the input (blanks between labels, repeats merged), by the forward algorithm
+    in log space, vectorised over the batch.
+
+    Shapes: log_probs (T, N, C) or (T, C), log-softmax outputs; targets (N, S) padded, or 1-d
+    holding the N targets one after another, or (S,) unbatched, labels in [0, C); input_lengths
+    and target_lengths (N,) (ints, sequences or arrays; an int unbatched). Output: 'none' gives
+    (N,) (() unbatched); 'mean' divides each loss by its target length (at least 1), then
+    averages; 'sum' sums. ``zero_infinity`` turns the infinite loss of impossible alignments
+    (and its gradient) into 0.
+    """
+    return _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                     "ctc_loss")[0]
+
+
+def ctc_loss_backward(grad_output, log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+                      zero_infinity=False):
+    """Gradient with respect to ``log_probs`` (T, N, C), 0 after each input length, as torch computes it.
+
+    Like torch, it is exp(log_probs) - posterior: the gradient through a log_softmax that made
+    ``log_probs`` (whose backward then passes it unchanged), not the partial derivative with
+    respect to free log_probs (which lacks the exp(log_probs) term).
+    """
+    _, saved = _ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity,
+                         "ctc_loss")
+    return _ctc_loss_backward(grad_output, saved, reduction, zero_infinity)
