@@ -912,7 +912,7 @@ def cosine_embedding_loss_backward(grad_output, input1, input2, target, margin=0
 
 # ----------------------------------------------------------------------------- multi-class margins
 def _margin_class_args(who, input, target):
-    """Input (N, C), (C,) or () and class indices (N,) or () as (x (N, C), t (N,))."""
+    """Input (N, C), (C,) or () and class indices (N,) or (): returns (x, x as (N, C), t as (N,))."""
     x = _float_arg(who, input)
     if x.ndim > 2 or (x.ndim and x.shape[-1] == 0):
         raise ValueError(f"{who}: expected input (N, C) or (C,) with C > 0, got shape {x.shape}")
