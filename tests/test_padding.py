@@ -45,7 +45,8 @@ def test_pad_layer_parity(case, dtype):
 
 
 @pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
-@pytest.mark.parametrize("pad, shape", [((1, 2), (2, 3, 4)), ((2, 1, 0, 3), (2, 2, 4, 5)), ((1, 1, 2, 0, 1, 2), (1, 2, 3, 4, 3))])
+@pytest.mark.parametrize("pad, shape", [((1, 2), (2, 3, 4)), ((2, 1, 0, 3), (2, 2, 4, 5)),
+                                        ((1, 1, 2, 0, 1, 2), (1, 2, 3, 4, 3))])
 def test_functional_pad_and_backward(mode, pad, shape):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(shape)

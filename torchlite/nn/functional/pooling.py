@@ -546,8 +546,8 @@ def max_unpool_nd(input, indices, d, kernel_size, stride=None, padding=0, output
     out = _unpool_size(x, d, kernel, stride, padding, output_size, who)
     plane = math.prod(out)
     if index.size and (index.min() < 0 or index.max() >= plane):
-        raise ValueError(f"{who}: found an invalid max index {int(index.max() if index.max() >= plane else index.min())}"
-                         f" (output plane {out} has {plane} elements)")
+        bad = int(index.max() if index.max() >= plane else index.min())
+        raise ValueError(f"{who}: found an invalid max index {bad} (output plane {out} has {plane} elements)")
     lead = x.shape[:-d]
     y = np.zeros((math.prod(lead), plane), dtype=x.dtype)
     np.put_along_axis(y, index.reshape(len(y), -1), x.reshape(len(y), -1), axis=1)
