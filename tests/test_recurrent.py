@@ -310,12 +310,15 @@ def test_dropout_one_in_train_mode_matches_torch():
 
 
 def test_dropout_masks_statistics_and_seeding():
-    x = np.random.default_rng(15).standard_normal((T * 64, I))
-    lstm = nn.LSTM(I, 50, 3, dropout=0.3)
-    weights = lstm._weights()
+    x = np.random.default_rng(15).standard_normal((T * 64, I)).astype(np.float32)
+    weights = nn.LSTM(I, 50, 3, dropout=0.3)._weights()
     states = (np.zeros((3, 64, 50), np.float32),) * 2
+
+    def run(training=True):
+        return F.recurrent_stack("LSTM", x, states, weights, [64] * T, 3, dropout=0.3, training=training)
+
     torchlite.manual_seed(7)
-    out, _, cache = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
+    out, _, cache = run()
     masks = cache[3]
     assert len(masks) == 2 and masks[0].dtype == np.float32
     for m in masks:
@@ -324,10 +327,8 @@ def test_dropout_masks_statistics_and_seeding():
         np.testing.assert_allclose(m[kept], 1 / 0.7, rtol=1e-6)
     assert np.any(masks[0] != masks[1])
     torchlite.manual_seed(7)
-    again, _, _ = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3, training=True)
-    np.testing.assert_array_equal(out, again)
-    _, _, no_drop = F.recurrent_stack("LSTM", x.astype(np.float32), states, weights, [64] * T, 3, dropout=0.3)
-    assert no_drop[3] == []
+    np.testing.assert_array_equal(out, run()[0])
+    assert run(training=False)[2][3] == []
 
 
 def test_dropout_with_one_layer_warns_like_torch():
