@@ -1,5 +1,7 @@
-"""Utilities on parameters: gradient clipping, flattening (``torchlite.nn.utils``)."""
+"""Utilities on parameters and sequences (``torchlite.nn.utils``): gradient clipping,
+flattening parameters to a vector, and packed sequences (``torchlite.nn.utils.rnn``)."""
+from . import rnn
 from .clip_grad import clip_grad_norm_, clip_grad_value_
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters", "rnn"]
