@@ -15,7 +15,7 @@ import math
 import warnings
 
 import numpy as np
-from scipy import special
+from ..._scipy import special
 
 from ..._dtype import get_default_dtype
 from ...random import get_generator

@@ -18,7 +18,7 @@ import math
 import warnings
 
 import numpy as np
-from scipy import special
+from ..._scipy import special
 
 from ...grad_mode import enable_grad, no_grad
 from .activation import _as_float, _log_softmax, _softplus1
