@@ -128,7 +128,7 @@ class Bilinear(Module):
         x2 = as_float_input(self, input2, self.weight.dtype, "input2")
         if x1.ndim == 0 or x1.shape[-1] != self.in1_features:
             raise shape_error(self, f"(*, {self.in1_features})", x1, "input1")
-        if x2.shape[:-1] != x1.shape[:-1] or x2.shape[-1] != self.in2_features:
+        if x2.ndim == 0 or x2.shape[:-1] != x1.shape[:-1] or x2.shape[-1] != self.in2_features:
             raise shape_error(self, f"{x1.shape[:-1] + (self.in2_features,)}", x2, "input2")
         self.save_for_backward(x1, x2)
         return F.bilinear(x1, x2, self.weight.data, None if self.bias is None else self.bias.data)

@@ -1,7 +1,14 @@
 """Affine maps: ``linear`` and ``bilinear`` with their backward twins."""
+import math
+
 import numpy as np
 
 __all__ = ["linear", "linear_backward", "bilinear", "bilinear_backward"]
+
+
+def _rows(a):
+    """(*, k) -> (prod(*), k); explicit, since reshape(-1, k) fails on empty arrays."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def linear(x, weight, bias=None):
@@ -9,7 +16,7 @@ def linear(x, weight, bias=None):
 
     Leading dimensions are folded into one GEMM.
     """
-    x2 = x.reshape(-1, x.shape[-1])
+    x2 = _rows(x)
     y = x2 @ weight.T
     if bias is not None:
         y += bias
@@ -18,8 +25,8 @@ def linear(x, weight, bias=None):
 
 def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True):
     """Gradients of ``linear``: returns (dx or None, dweight, dbias or None)."""
-    g2 = grad.reshape(-1, grad.shape[-1])
-    x2 = x.reshape(-1, x.shape[-1])
+    g2 = _rows(grad)
+    x2 = _rows(x)
     dweight = g2.T @ x2
     dbias = g2.sum(axis=0) if need_bias_grad else None
     dx = (g2 @ weight).reshape(x.shape) if need_input_grad else None
@@ -38,6 +45,6 @@ def bilinear_backward(grad, x1, x2, weight):
     """Gradients of ``bilinear``: (dx1, dx2, dweight, dbias)."""
     dx1 = np.einsum("...k,kij,...j->...i", grad, weight, x2, optimize=True)
     dx2 = np.einsum("...k,kij,...i->...j", grad, weight, x1, optimize=True)
-    g = grad.reshape(-1, grad.shape[-1])
-    dweight = np.einsum("nk,ni,nj->kij", g, x1.reshape(-1, x1.shape[-1]), x2.reshape(-1, x2.shape[-1]), optimize=True)
+    g = _rows(grad)
+    dweight = np.einsum("nk,ni,nj->kij", g, _rows(x1), _rows(x2), optimize=True)
     return dx1, dx2, dweight, g.sum(axis=0)
