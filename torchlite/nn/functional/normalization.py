@@ -10,6 +10,8 @@ the normalized values keeps one fresh array per forward (the output) and one per
 Reductions run in the input's dtype (float32 stays float32, as torch's CPU kernels) through
 ``np.einsum``, which sums over the batch and spatial axes without transposed copies.
 """
+import math
+
 import numpy as np
 
 __all__ = [
@@ -45,7 +47,7 @@ def _channel_view(x):
     n, c = x.shape[:2]
     if x.size == n * c:
         return x.reshape(n, c), lambda v: v
-    return x.reshape(n, c, -1), lambda v: v[:, None]
+    return x.reshape(n, c, math.prod(x.shape[2:])), lambda v: v[:, None]
 
 
 def _channel_sum(a):
@@ -76,7 +78,7 @@ def _affine_(xhat, weight, bias):
 
 def _center_rows(rows, eps):
     """Rows of an (R, K) array minus their mean: (centered, mean, var, invstd), var biased, stats (R,)."""
-    k = rows.shape[1]
+    k = max(rows.shape[1], 1)  # empty rows: zero statistics, not 0 / 0
     mean = np.einsum("rk->r", rows) / k
     centered = rows - mean[:, None]
     var = np.einsum("rk,rk->r", centered, centered) / k
@@ -95,7 +97,7 @@ def _rows_backward_into(xhat, dxhat, invstd):
 
     dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
     """
-    k = xhat.shape[1]
+    k = max(xhat.shape[1], 1)
     mean_dxhat = np.einsum("rk->r", dxhat) / k
     mean_dxhat_xhat = np.einsum("rk,rk->r", dxhat, xhat) / k
     dx = xhat
@@ -131,13 +133,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     xv, vec = _channel_view(x)
     if training:
         _verify_batch_size(x.shape)
-        m = xv.size // xv.shape[1]
-        mean = _channel_sum(xv) / m
+        m = x.shape[0] * math.prod(x.shape[2:])
+        mean = _channel_sum(xv) / max(m, 1)
         out = xv - vec(mean)
-        var = _channel_dot(out, out) / m
+        var = _channel_dot(out, out) / max(m, 1)
         invstd = 1 / np.sqrt(var + eps)
-        _update_running(running_mean, mean, momentum)
-        _update_running(running_var, var * (m / (m - 1)), momentum)
+        if m:  # an empty batch leaves the running statistics alone, as torch
+            _update_running(running_mean, mean, momentum)
+            _update_running(running_var, var * (m / (m - 1)), momentum)
         out *= vec(invstd if weight is None else invstd * weight)
         if bias is not None:
             out += vec(bias)
@@ -174,7 +177,7 @@ def batch_norm_backward(grad_output, input, mean, invstd, weight=None, bias=None
     if need_input_grad:
         scale = invstd if weight is None else invstd * weight
         if training:
-            m = gv.size // gv.shape[1]
+            m = max(g.shape[0] * math.prod(g.shape[2:]), 1)
             work *= vec(-invstd * dweight / m)
             work += gv
             work -= vec(dbias / m)
@@ -203,10 +206,11 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         raise ValueError(f"instance_norm: expected input (N, C, *) with spatial axes, got shape {x.shape}")
     _verify_spatial_size(x.shape)
     n, c = x.shape[:2]
-    length = x.size // (n * c)
+    length = math.prod(x.shape[2:])
     out, mean, var, invstd = _center_rows(x.reshape(n * c, length), eps)
-    _update_running(running_mean, mean.reshape(n, c).mean(axis=0), momentum)
-    _update_running(running_var, (var * (length / (length - 1))).reshape(n, c).mean(axis=0), momentum)
+    if n:  # an empty batch leaves the running statistics alone (torch writes NaN there)
+        _update_running(running_mean, mean.reshape(n, c).mean(axis=0), momentum)
+        _update_running(running_var, (var * (length / (length - 1))).reshape(n, c).mean(axis=0), momentum)
     out *= invstd[:, None]
     out = _affine_(out.reshape(n, c, length), weight, bias).reshape(x.shape)
     return (out, mean.reshape(n, c), invstd.reshape(n, c)) if return_saved else out
@@ -225,9 +229,10 @@ def _grouped_backward(grad_output, input, mean, invstd, weight, bias, need_input
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
     n, c = g.shape[:2]
-    rows = (mean.size, -1)
+    rows = (mean.size, x.size // mean.size if mean.size else 0)
     xhat = _normalized_rows(x.reshape(rows), mean.reshape(-1), invstd.reshape(-1))
-    gv, xv = g.reshape(n, c, -1), xhat.reshape(n, c, -1)
+    spatial = math.prod(g.shape[2:])
+    gv, xv = g.reshape(n, c, spatial), xhat.reshape(n, c, spatial)
     dweight = np.einsum("ncl,ncl->c", gv, xv) if weight is not None else None
     dbias = np.einsum("ncl->c", gv) if bias is not None else None
     dx = None
@@ -269,7 +274,7 @@ def layer_norm_backward(grad_output, input, mean, invstd, weight=None, bias=None
     """Gradients of ``layer_norm``: (dinput, dweight, dbias), from its input and saved statistics."""
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
-    d = x.size // max(mean.size, 1)
+    d = math.prod(x.shape[mean.ndim:])  # the normalized size (mean has the leading shape)
     gv = g.reshape(-1, d)
     dbias = np.einsum("rk->k", gv).reshape(bias.shape) if bias is not None else None
     if weight is None and not need_input_grad:
@@ -298,9 +303,10 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, return_sa
         raise ValueError(f"group_norm: expected number of channels in input to be divisible by num_groups, "
                          f"but got input of shape {list(x.shape)} and num_groups={num_groups}")
     _verify_batch_size([n * c // num_groups, num_groups] + list(x.shape[2:]))
-    out, mean, _, invstd = _center_rows(x.reshape(n * num_groups, -1), eps)
+    spatial = math.prod(x.shape[2:])
+    out, mean, _, invstd = _center_rows(x.reshape(n * num_groups, c // num_groups * spatial), eps)
     out *= invstd[:, None]
-    out = _affine_(out.reshape(n, c, -1), weight, bias).reshape(x.shape)
+    out = _affine_(out.reshape(n, c, spatial), weight, bias).reshape(x.shape)
     return (out, mean.reshape(n, num_groups), invstd.reshape(n, num_groups)) if return_saved else out
 
 
@@ -337,7 +343,7 @@ def rms_norm_backward(grad_output, input, rinv, weight=None, need_input_grad=Tru
     """
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
-    d = x.size // max(rinv.size, 1)
+    d = math.prod(x.shape[rinv.ndim:])  # the normalized size (rinv has the leading shape)
     gv = g.reshape(-1, d)
     r = rinv.reshape(-1)[:, None]
     xhat = x.reshape(-1, d) * r
