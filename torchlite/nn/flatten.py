@@ -54,10 +54,13 @@ class Unflatten(Module):
         d = _dim(self.dim, x.ndim)
         known = int(np.prod([s for s in self.unflattened_size if s != -1]))
         size = x.shape[d] if 0 <= d < x.ndim else None
-        if size is None or (-1 not in self.unflattened_size and known != size) or (known and size % known):
+        free = -1 in self.unflattened_size
+        if size is None or (not free and known != size) or (free and (not known or size % known)):
             raise shape_error(self, f"dim {self.dim} of size {known} (= prod{self.unflattened_size})", x)
         self.save_for_backward(x.shape)
-        return x.reshape(x.shape[:d] + self.unflattened_size + x.shape[d + 1:])
+        # -1 spelled out: numpy cannot infer it for an empty array
+        sizes = tuple(size // known if s == -1 else s for s in self.unflattened_size)
+        return x.reshape(x.shape[:d] + sizes + x.shape[d + 1:])
 
     def backward(self, grad_output):
         (shape,) = self.pop_saved()
