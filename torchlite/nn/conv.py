@@ -132,6 +132,8 @@ class _ConvNd(Module):
         if x.ndim not in (self.dims + 1, self.dims + 2) or x.shape[-self.dims - 1] != c:
             raise shape_error(self, f"(N, {c}, {spatial}) or ({c}, {spatial})", x)
         batched = x.ndim == self.dims + 2
+        if batched and x.shape[0] == 0:  # not supported yet by the im2col path (torch returns an empty output)
+            raise shape_error(self, f"(N, {c}, {spatial}) with N > 0 (empty batches are not supported)", x)
         return (x if batched else x[None]), batched
 
     def _accumulate(self, dw, db):
@@ -152,7 +154,10 @@ class _Conv(_ConvNd):
         shape = x.shape
         padding = self.padding
         if self.padding_mode != "zeros":
-            x = F.pad(x, self._reversed_padding_repeated_twice, self.padding_mode)
+            try:
+                x = F.pad(x, self._reversed_padding_repeated_twice, self.padding_mode)
+            except ValueError as e:
+                raise ValueError(f"{self!r}: {str(e).split(': ', 1)[-1]} (input shape {shape})") from None
             padding = 0
         bias = None if self.bias is None else self.bias.data
         keep = is_grad_enabled()
