@@ -162,6 +162,8 @@ class TransformerEncoderLayer(Module):
 def _is_causal_mask(mask, src, batch_first):
     """Whether ``mask`` (bool True = masked, or float) is exactly the causal mask for ``src``'s length."""
     x, m = np.asarray(src), np.asarray(mask)
+    if x.ndim not in (2, 3):  # the layers refuse such a src with their own error
+        return False
     size = x.shape[0] if x.ndim == 2 else x.shape[1 if batch_first else 0]
     if m.shape != (size, size):
         return False
