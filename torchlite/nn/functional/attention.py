@@ -40,6 +40,8 @@ def softmax_lastdim(scores, fully_masked="zero"):
     (torch's scaled_dot_product_attention), ``"nan"`` gives NaN (torch's plain softmax,
     which MultiheadAttention uses when it returns its weights).
     """
+    if scores.shape[-1] == 0:  # no keys: nothing to normalize (max over an empty axis would fail)
+        return scores
     row_max = scores.max(axis=-1, keepdims=True)
     dead = np.isneginf(row_max)
     if dead.any():
