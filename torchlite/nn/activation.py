@@ -11,7 +11,7 @@ import numpy as np
 from ..grad_mode import is_grad_enabled
 from .._dtype import get_default_dtype
 from . import functional as F
-from ._checks import as_float_input, shape_error
+from ._checks import IndexRangeError, as_float_input, shape_error
 from .functional.activation import (SELU_ALPHA, _as_float, _check_rrelu_bounds, _glu, _log_softmax, _rrelu,
                                     _softmax, _softmax_dim, _softmin)
 from .module import Module
@@ -332,6 +332,8 @@ class Softshrink(Module):
         self.lambd = lambd
 
     def forward(self, input):
+        if self.lambd < 0:
+            raise ValueError(f"{self!r}: expected lambd >= 0, got {self.lambd}")
         x = _as_float(input)
         self.save_for_backward(x)
         return F.softshrink(x, self.lambd)
@@ -431,7 +433,10 @@ class Softmax(Module):
 
     def forward(self, input):
         x = _as_float(input)
-        dim = _softmax_dim(self._name, self.dim, x.ndim, stacklevel=4)
+        try:
+            dim = _softmax_dim(self._name, self.dim, x.ndim, stacklevel=4)
+        except IndexRangeError as e:
+            raise IndexRangeError(f"{self!r}: {e}") from None
         out = type(self)._fn(x, dim)
         self.save_for_backward(out, dim)
         return out

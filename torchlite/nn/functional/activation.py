@@ -19,6 +19,7 @@ from ..._scipy import special
 
 from ..._dtype import get_default_dtype
 from ...random import get_generator
+from .._checks import IndexRangeError, zero_d_safe
 
 __all__ = [
     "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward",
@@ -548,7 +549,8 @@ def _softmax_dim(name, dim, ndim, stacklevel):
         dim = 0 if ndim in (0, 1, 3) else 1
     rank = max(ndim, 1)
     if not -rank <= dim < rank:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {dim})")
+        raise IndexRangeError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
+                              f"but got {dim})")
     return dim % rank
 
 
@@ -562,6 +564,8 @@ def _softmax_input(input, dtype):
 def _log_softmax(x, axis):
     if x.ndim == 0:
         return np.zeros_like(x)
+    if x.size == 0:  # max over an empty axis would fail
+        return x.copy()
     t = np.subtract(x, x.max(axis=axis, keepdims=True))
     lse = np.exp(t).sum(axis=axis, keepdims=True)
     np.log(lse, out=lse)
@@ -572,6 +576,8 @@ def _log_softmax(x, axis):
 def _softmax(x, axis):
     if x.ndim == 0:
         return np.ones_like(x)
+    if x.size == 0:  # max over an empty axis would fail
+        return x.copy()
     t = np.subtract(x, x.max(axis=axis, keepdims=True))
     np.exp(t, out=t)
     t /= t.sum(axis=axis, keepdims=True)
@@ -674,17 +680,18 @@ def rrelu_backward(grad_output, noise):
     return np.multiply(_grad(grad_output, noise), noise)
 
 
-def _dim_index(dim, ndim):
-    """``dim`` bounds-checked (torch's IndexError) and made non-negative."""
+def _dim_index(dim, ndim, who):
+    """``dim`` bounds-checked (an IndexError, as torch's, naming ``who``) and made non-negative."""
     if not -ndim <= dim < ndim:
-        raise IndexError(f"Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], but got {dim})")
+        raise IndexRangeError(f"{who}: Dimension out of range (expected to be in range of [{-ndim}, {ndim - 1}], "
+                              f"but got {dim})")
     return dim % ndim
 
 
 def _glu_halves(x, dim, who):
     if x.ndim == 0:
         raise ValueError(f"{who}: glu does not support scalars because halving size must be even")
-    axis = _dim_index(dim, x.ndim)
+    axis = _dim_index(dim, x.ndim, who)
     if x.shape[axis] % 2:
         raise ValueError(f"{who}: halving dimension must be even, but dimension {dim} is size {x.shape[axis]} "
                          f"(input shape {x.shape})")
@@ -716,3 +723,10 @@ def glu_backward(grad_output, input, dim=-1):
     db *= a
     db *= g
     return np.concatenate([da, db], axis=axis)
+
+
+# Every function here takes 0-d input, as torch's do (see zero_d_safe); the softmax forwards
+# handle it themselves, and a wrapper frame would misplace their deprecation warning.
+for _name in set(__all__) - {"softmax", "log_softmax", "softmin"}:
+    globals()[_name] = zero_d_safe(globals()[_name])
+del _name

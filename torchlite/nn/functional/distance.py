@@ -117,7 +117,7 @@ def _cosine_similarity(x1, x2, dim, eps, who):
     """(cosine, saved for the backward): torch's x1 / max(|x1|, eps) . x2 / max(|x2|, eps) along ``dim``."""
     a, b = _pair(who, x1, x2)
     a, b = np.broadcast_arrays(a, b)
-    axis = _dim_index(dim, max(a.ndim, 1))
+    axis = _dim_index(dim, max(a.ndim, 1), who)
     if a.ndim == 0:
         a, b = a.reshape(1), b.reshape(1)
     n1 = np.sqrt(np.square(a).sum(axis=axis, keepdims=True))
