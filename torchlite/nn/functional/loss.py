@@ -21,6 +21,7 @@ import numpy as np
 from ..._scipy import special
 
 from ...grad_mode import enable_grad, no_grad
+from .._checks import zero_d_safe
 from .activation import _as_float, _log_softmax, _softplus1
 from .distance import _pairwise_distance, _pairwise_distance_backward
 
@@ -86,7 +87,7 @@ def _pair(who, input, target, warn=True):
         if warn:
             warnings.warn(f"{who}: Using a target size ({t.shape}) that is different to the input size ({x.shape}). "
                           "This will likely lead to incorrect results due to broadcasting. "
-                          "Please ensure they have the same size.", UserWarning, stacklevel=4)
+                          "Please ensure they have the same size.", UserWarning, stacklevel=5)
     return x, t
 
 
@@ -166,6 +167,7 @@ def _weighted_upstream(grad_output, reduction, shape, weight, mean_over_weight, 
 
 
 # ----------------------------------------------------------------------------- regression
+@zero_d_safe  # 0-d input and target, as torch takes
 def _mse_loss(input, target, reduction, weight, who):
     _check_reduction(who, reduction)
     x, t = _pair(who, input, target)
@@ -183,6 +185,7 @@ def mse_loss(input, target, *, reduction="mean", weight=None):
     return _mse_loss(input, target, reduction, weight, "mse_loss")[0]
 
 
+@zero_d_safe
 def mse_loss_backward(grad_output, input, target, *, reduction="mean", weight=None):
     """dx = 2 (x - y) * upstream."""
     input, target, weight = _in_dtype(input, target, weight)
@@ -192,6 +195,7 @@ def mse_loss_backward(grad_output, input, target, *, reduction="mean", weight=No
     return _sum_to(d, input.shape)
 
 
+@zero_d_safe
 def _l1_loss(input, target, reduction, weight, who):
     _check_reduction(who, reduction)
     x, t = _pair(who, input, target)
@@ -206,6 +210,7 @@ def l1_loss(input, target, *, reduction="mean", weight=None):
     return _l1_loss(input, target, reduction, weight, "l1_loss")[0]
 
 
+@zero_d_safe
 def l1_loss_backward(grad_output, input, target, *, reduction="mean", weight=None):
     """dx = sign(x - y) * upstream (0 where x == y)."""
     input, target, weight = _in_dtype(input, target, weight)
@@ -226,6 +231,7 @@ def _huber_elementwise(x, t, delta):
     return c
 
 
+@zero_d_safe
 def _smooth_l1_loss(input, target, reduction, beta, who):
     _check_reduction(who, reduction)
     if beta < 0:
@@ -244,6 +250,7 @@ def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
     return _smooth_l1_loss(input, target, reduction, beta, "smooth_l1_loss")[0]
 
 
+@zero_d_safe
 def smooth_l1_loss_backward(grad_output, input, target, *, reduction="mean", beta=1.0):
     """dx = clip(d / beta, -1, 1) * upstream (sign(d) when beta == 0)."""
     input, target = _in_dtype(input, target)
@@ -257,6 +264,7 @@ def smooth_l1_loss_backward(grad_output, input, target, *, reduction="mean", bet
     return _sum_to(d, input.shape)
 
 
+@zero_d_safe
 def _huber_loss(input, target, reduction, delta, weight, who):
     _check_reduction(who, reduction)
     if delta <= 0:
@@ -274,6 +282,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     return _huber_loss(input, target, reduction, delta, weight, "huber_loss")[0]
 
 
+@zero_d_safe
 def huber_loss_backward(grad_output, input, target, reduction="mean", delta=1.0, weight=None):
     """dx = clip(d, -delta, delta) * upstream."""
     input, target, weight = _in_dtype(input, target, weight)
@@ -530,6 +539,7 @@ def _clamped_log(x, log_fn, defined):
     return np.maximum(out, -100.0, out=out)
 
 
+@zero_d_safe
 def _bce(input, target, weight, reduction, who):
     _check_reduction(who, reduction)
     x = _float_arg(who, input)
@@ -560,6 +570,7 @@ def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
     return _bce(input, target, weight, reduction, "binary_cross_entropy")[0]
 
 
+@zero_d_safe
 def binary_cross_entropy_backward(grad_output, input, target, weight=None, *, reduction="mean"):
     """dx = w (x - y) / max(x (1 - x), 1e-12) * upstream (torch's floor)."""
     input, target, weight = _in_dtype(input, target, weight)
@@ -575,6 +586,7 @@ def binary_cross_entropy_backward(grad_output, input, target, weight=None, *, re
     return dx
 
 
+@zero_d_safe
 def _bce_logits(input, target, weight, pos_weight, reduction, who):
     _check_reduction(who, reduction)
     x = _float_arg(who, input)
@@ -610,6 +622,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     return _bce_logits(input, target, weight, pos_weight, reduction, "binary_cross_entropy_with_logits")[0]
 
 
+@zero_d_safe
 def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight=None, *, reduction="mean",
                                               pos_weight=None):
     """dx = w ((p y + 1 - y) sigmoid(x) - p y) * upstream, p = pos_weight (1 without)."""
@@ -631,6 +644,7 @@ def binary_cross_entropy_with_logits_backward(grad_output, input, target, weight
 
 
 # ----------------------------------------------------------------------------- distributions
+@zero_d_safe
 def _kl_div(input, target, reduction, log_target, who):
     _check_reduction(who, reduction, _REDUCTIONS + ("batchmean",))
     x = _float_arg(who, input)
@@ -641,7 +655,7 @@ def _kl_div(input, target, reduction, log_target, who):
         warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
                       "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
                       "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=5)
     if log_target:
         loss = np.subtract(t, x)
         loss *= np.exp(t)
@@ -662,6 +676,7 @@ def kl_div(input, target, *, reduction="mean", log_target=False):
     return _kl_div(input, target, reduction, log_target, "kl_div")[0]
 
 
+@zero_d_safe
 def kl_div_backward(grad_output, input, target, *, reduction="mean", log_target=False):
     """dx = -y * upstream (-exp(y) with ``log_target``)."""
     input, target = _in_dtype(input, target)
@@ -693,6 +708,7 @@ def _gaussian_var(who, var, x):
     return v, True
 
 
+@zero_d_safe
 def _gaussian_nll_loss(input, target, var, full, eps, reduction, who):
     _check_reduction(who, reduction)
     x, t = _pair(who, input, target, warn=False)
@@ -717,6 +733,7 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     return _gaussian_nll_loss(input, target, var, full, eps, reduction, "gaussian_nll_loss")[0]
 
 
+@zero_d_safe
 def gaussian_nll_loss_backward(grad_output, input, target, var, full=False, eps=1e-6, reduction="mean"):
     """Returns (grad_input, grad_var); grad_var is None for a python-float var.
 
@@ -742,6 +759,7 @@ def gaussian_nll_loss_backward(grad_output, input, target, var, full=False, eps=
     return _sum_to(d, x.shape), grad_var
 
 
+@zero_d_safe
 def _poisson_nll_loss(input, target, log_input, full, eps, reduction, who):
     _check_reduction(who, reduction)
     x, t = _pair(who, input, target, warn=False)
@@ -767,6 +785,7 @@ def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, red
     return _poisson_nll_loss(input, target, log_input, full, eps, reduction, "poisson_nll_loss")[0]
 
 
+@zero_d_safe
 def poisson_nll_loss_backward(grad_output, input, target, log_input=True, full=False, *, eps=1e-8,
                               reduction="mean"):
     """dx = (exp(x) - y) * upstream, or (1 - y / (x + eps)) * upstream."""
@@ -784,6 +803,7 @@ def poisson_nll_loss_backward(grad_output, input, target, log_input=True, full=F
 
 
 # ----------------------------------------------------------------------------- margins
+@zero_d_safe
 def _soft_margin_loss(input, target, reduction, who):
     _check_reduction(who, reduction)
     x = _float_arg(who, input)
@@ -797,6 +817,7 @@ def soft_margin_loss(input, target, *, reduction="mean"):
     return _soft_margin_loss(input, target, reduction, "soft_margin_loss")[0]
 
 
+@zero_d_safe
 def soft_margin_loss_backward(grad_output, input, target, *, reduction="mean"):
     """dx = -y sigmoid(-y x) * upstream."""
     input, target = _in_dtype(input, target)
@@ -810,6 +831,7 @@ def soft_margin_loss_backward(grad_output, input, target, *, reduction="mean"):
     return d
 
 
+@zero_d_safe
 def _margin_ranking_loss(input1, input2, target, margin, reduction, who):
     _check_reduction(who, reduction)
     x1 = _float_arg(who, input1, "input1")
@@ -827,6 +849,7 @@ def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean")
     return _margin_ranking_loss(input1, input2, target, margin, reduction, "margin_ranking_loss")[0]
 
 
+@zero_d_safe
 def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0.0, *, reduction="mean"):
     """Returns (grad_input1, grad_input2) = (-y, y) * upstream where the margin is not met (>= 0, as torch's clamp)."""
     input1, input2, target = _in_dtype(input1, input2, target)
@@ -837,6 +860,7 @@ def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0.0
     return _sum_to(np.negative(d), np.shape(input1)), _sum_to(d, np.shape(input2))
 
 
+@zero_d_safe
 def _hinge_embedding_loss(input, target, margin, reduction, who):
     _check_reduction(who, reduction)
     x = _float_arg(who, input)
@@ -855,6 +879,7 @@ def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
     return _hinge_embedding_loss(input, target, margin, reduction, "hinge_embedding_loss")[0]
 
 
+@zero_d_safe
 def hinge_embedding_loss_backward(grad_output, input, target, margin=1.0, *, reduction="mean"):
     """dx = (y != -1) - (y != 1) * (margin - x >= 0), times upstream."""
     input, target = _in_dtype(input, target)
@@ -1254,7 +1279,8 @@ def _ctc_args(who, log_probs, targets, input_lengths, target_lengths, blank):
     tg = np.asarray(targets)
     if tg.dtype.kind not in "iu":
         raise TypeError(f"{who}: targets must be integer class indices, got dtype {tg.dtype}")
-    tg = tg[None] if unbatched else tg
+    if unbatched and tg.ndim != 1:
+        raise ValueError(f"{who}: expected targets (S,) for log_probs (T, C), got shape {tg.shape}")
     longest = int(tl.max()) if tl.size else 0
     if tg.ndim == 1:
         if tg.size != tl.sum():
