@@ -145,6 +145,9 @@ class EmbeddingBag(Module):
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         idx = check_indices(input, self.num_embeddings, repr(self))
+        if per_sample_weights is not None and self.mode != "sum":  # NotImplementedError, as torch
+            raise NotImplementedError(f"{self!r}: per_sample_weights was not None; only mode='sum' supports it, "
+                                      f"got mode={self.mode!r}")
         if per_sample_weights is not None:
             per_sample_weights = np.asarray(per_sample_weights, dtype=self.weight.dtype)
             if per_sample_weights.shape != idx.shape:
