@@ -132,6 +132,8 @@ class RNNBase(Module):
     # ------------------------------------------------------------------ forward / backward
     def forward(self, input, hx=None):
         """Returns (output, h_n) for RNN and GRU, (output, (h_n, c_n)) for LSTM."""
+        if type(self) is RNNBase:  # as torch's; the LSTM state handling lives in LSTM
+            raise NotImplementedError(f"{self!r}: RNNBase has no forward, as in torch; use nn.RNN, nn.LSTM or nn.GRU")
         x, layout = self._packed_input(input)
         states = self._initial_states(hx, layout)
         out, finals, cache = F.recurrent_stack(self.mode, x, states, self._weights(), layout["batch_sizes"],
