@@ -47,6 +47,8 @@ def _sizes(x, size, scale_factor, mode, recompute_scale_factor, who):
         out = tuple(math.floor(s * f) for s, f in zip(x.shape[2:], scales))
         if recompute_scale_factor or mode == "area":
             scales = (None,) * d
+    if min(x.shape[2:]) < 1:
+        raise ValueError(f"{who}: expected spatial sizes of at least 1, got input shape {x.shape}")
     if min(out) < 1:
         raise ValueError(f"{who}: output size {out} must be positive (input {x.shape})")
     return out, scales
