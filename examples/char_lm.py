@@ -8,12 +8,12 @@
 The model reads ``seq_len`` characters and predicts each next one. The Transformer is a
 decoder-only stack: token embedding (N(0, 1), like the sinusoidal positional encoding added to
 it, so neither drowns the other) then a TransformerEncoder (pre-norm layers) under a causal
-mask, a final LayerNorm and a Linear to the logits. The recurrent models are Embedding -> LSTM/GRU -> Linear. Each epoch
-cuts the training text (the first 90%) into windows at a random offset, shuffles them, and
-reports the training loss and the validation loss and perplexity (exp(loss)) on the last
-10%; a uniform guess scores log(vocabulary size) = 4.25 (perplexity 70). An epoch takes about a
-minute for the transformer and two for the LSTM on 2 busy cores. Samples continue ``--prompt`` one character
-at a time from softmax(logits / temperature).
+mask, a final LayerNorm and a Linear to the logits. The recurrent models are Embedding ->
+LSTM/GRU -> Linear. Each epoch cuts the training text (the first 90%) into windows at a random
+offset, shuffles them, and reports the training loss and the validation loss and perplexity
+(exp(loss)) on the last 10%; a uniform guess scores log(vocabulary size) = 4.25 (perplexity
+70). An epoch takes about a minute for the transformer and two for the LSTM on 2 busy cores.
+Samples continue ``--prompt`` one character at a time from softmax(logits / temperature).
 """
 import argparse
 import math

@@ -37,7 +37,9 @@ MASKS = {
     "kpm": lambda: dict(src_key_padding_mask=_kpm()),
     "both_float": lambda: dict(src_mask=np.random.default_rng(3).standard_normal((S, S)),
                                src_key_padding_mask=np.where(_kpm(), -np.inf, 0.0)),
-    "mask3d": lambda: dict(src_mask=(np.random.default_rng(4).random((N * NHEAD, S, S)) < 0.3) & ~np.eye(S, dtype=bool)),
+    # random 3-D bool mask; the diagonal stays open so no query is fully masked
+    "mask3d": lambda: dict(src_mask=(np.random.default_rng(4).random((N * NHEAD, S, S)) < 0.3)
+                           & ~np.eye(S, dtype=bool)),
 }
 
 
