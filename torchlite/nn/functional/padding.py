@@ -79,8 +79,8 @@ def _constant(x, pairs, value):
     place = [slice(None)] * x.ndim
     for axis, before, after in pairs:
         size = x.shape[axis]
-        if size + before + after < 0:
-            raise ValueError(f"pad: padding ({before}, {after}) leaves a negative size for a dimension of {size}")
+        if size + min(before, 0) + min(after, 0) < 0:  # torch crops first, then pads
+            raise ValueError(f"pad: padding ({before}, {after}) crops more than a dimension of size {size}")
         crop[axis] = slice(max(-before, 0), size - max(-after, 0))
         shape[axis] = size + before + after
         place[axis] = slice(max(before, 0), max(before, 0) + max(size - max(-before, 0) - max(-after, 0), 0))
