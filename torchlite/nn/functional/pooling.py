@@ -351,6 +351,7 @@ def lp_pool_nd_backward(grad_output, ctx):
     grad = np.asarray(grad_output, dtype=ctx.dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_mean = grad * taps * (1 / p) * np.power(mean * taps, 1 / p - 1)
+        d_mean[mean == 0] = 0  # torch's sign(0) = 0: a window summing to 0 passes no gradient
         return avg_pool_nd_backward(d_mean, avg_ctx) * p * np.power(x, p - 1)
 
 
