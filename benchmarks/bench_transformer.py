@@ -13,6 +13,7 @@ ratio of per-round medians pair by pair. Target: torchlite / torch <= 1.5.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -85,7 +86,7 @@ class TorchWorker:
         self.x, self.target = torch.from_numpy(x), torch.from_numpy(target)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01)
         config = torch.__config__.show()
-        blas_info = [part.strip() for part in config.replace("\n", ",").split(",") if "BLAS_INFO=" in part]
+        blas_info = re.findall(r"BLAS_INFO=\w+", config)
         self.info = {"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": _blas() + blas_info,
                      "cpu": [line.strip(" -") for line in config.splitlines() if "CPU capability" in line]}
 
