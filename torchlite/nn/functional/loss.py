@@ -304,6 +304,8 @@ def _class_args(who, input, target, weight, ignore_index, probabilities_allowed)
     if x.ndim == 0:
         raise ValueError(f"{who}: expected input (N, C), (C,) or (N, C, d1, ...), got a 0-d array")
     classes = x.shape[0 if x.ndim == 1 else 1]
+    if classes == 0:  # torch takes it only when every target is ignore_index (and returns NaN)
+        raise ValueError(f"{who}: expected input with at least one class (C > 0), got shape {x.shape}")
     w = None
     if weight is not None:
         w = _like(who, weight, x, "weight")
@@ -867,7 +869,7 @@ def _hinge_embedding_loss(input, target, margin, reduction, who):
     t = _like(who, target, x, "target")
     _broadcastable(who, x.shape, t, "target")
     # torch: max(0, margin - x) where y != 1, plus x where y != -1
-    loss = np.subtract(margin, x)
+    loss = np.asarray(np.subtract(margin, x))  # an array even for 0-d x (then with a larger target)
     np.maximum(loss, 0, out=loss)
     loss = loss * (t != 1)
     loss += x * (t != -1)
