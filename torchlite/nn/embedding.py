@@ -154,9 +154,14 @@ class EmbeddingBag(Module):
                 raise shape_error(self, f"per_sample_weights of the input's shape {idx.shape}", per_sample_weights)
         args = (offsets, self.scale_grad_by_freq, self.mode, per_sample_weights, self.include_last_offset,
                 self.padding_idx)
+        try:
+            out = F.embedding_bag(idx, self.weight.data, offsets, self.max_norm, self.norm_type,
+                                  self.scale_grad_by_freq, self.mode, False, per_sample_weights,
+                                  self.include_last_offset, self.padding_idx)
+        except ValueError as e:  # offsets that do not fit the input
+            raise ValueError(f"{self!r}: {str(e).split(': ', 1)[-1]}") from None
         self.save_for_backward(idx, args)
-        return F.embedding_bag(idx, self.weight.data, offsets, self.max_norm, self.norm_type, self.scale_grad_by_freq,
-                               self.mode, False, per_sample_weights, self.include_last_offset, self.padding_idx)
+        return out
 
     def backward(self, grad_output):
         idx, args = self.pop_saved()
