@@ -51,6 +51,14 @@ class DataLoader:
             raise TypeError(f"DataLoader: generator should be a numpy.random.Generator or None, "
                             f"got {type(generator).__name__}")
         iterable = isinstance(dataset, IterableDataset)
+        # checked here, not at the first batch: torch fails later with a bare TypeError
+        if not iterable and not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader: expected a dataset (indexable, with __getitem__, or an IterableDataset), "
+                            f"got {type(dataset).__name__}")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"DataLoader: expected an iterable sampler (of indices), got {type(sampler).__name__}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: expected a callable collate_fn, got {type(collate_fn).__name__}")
         if iterable:
             if shuffle not in {False, None}:
                 raise ValueError(f"DataLoader with IterableDataset: expected unspecified shuffle option, "
