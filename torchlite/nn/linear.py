@@ -86,15 +86,17 @@ class LazyLinear(Linear):
 
     def __init__(self, out_features, bias=True, device=None, dtype=None):
         super().__init__(0, out_features, bias, dtype=dtype)
+        self._uninitialized = True  # not in_features == 0: an input may have 0 features
 
     def forward(self, input):
-        if self.in_features == 0:
+        if self._uninitialized:
             x = np.asarray(input)
             if x.ndim == 0:
                 raise shape_error(self, "(*, in_features)", x)
             self.in_features = x.shape[-1]
             self.weight.data = np.empty((self.out_features, self.in_features), dtype=self.weight.dtype)
             self.reset_parameters()
+            self._uninitialized = False
         return super().forward(input)
 
 
