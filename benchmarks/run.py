@@ -476,7 +476,7 @@ def main(argv=None):
         log(f"note: load average {loadavg[0]:.2f}: other processes are running, timings will be noisy")
     env = _child_env(args.threads)
     log("import times ...")
-    imports = measure_imports(3 if args.quick else 7, env)
+    imports = measure_imports(2 if args.quick else 7, env)
     workers = [Worker(lib, args.threads, env) for lib in LIBS]
     results = {"environment": {"threads": args.threads, "cpu": _cpu_name(), "python": platform.python_version(),
                                "loadavg": loadavg, "repeats": args.repeats, "quick": args.quick,
@@ -495,7 +495,7 @@ def main(argv=None):
         for w in workers:
             try:
                 final[w.lib] = w.close()["memory"]
-            except Exception:
+            except (OSError, RuntimeError, ValueError):
                 w.proc.kill()
     results["memory"] = {w.lib: {"after_import_mb": w.ready["memory"]["rss_mb"],
                                  "peak_mb": final[w.lib]["maxrss_mb"]} for w in workers}

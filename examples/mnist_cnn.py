@@ -91,10 +91,10 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", choices=("cnn", "lenet"), default="cnn")
-    p.add_argument("--epochs", type=int, default=4, help="train up to this epoch (counting resumed ones)")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=5, help="train up to this epoch (counting resumed ones)")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--lr-decay", type=float, default=0.5, help="learning rate factor after each epoch")
+    p.add_argument("--lr-decay", type=float, default=0.6, help="learning rate factor after each epoch")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
     p.add_argument("--momentum", type=float, default=0.9, help="for sgd and rmsprop")
     p.add_argument("--weight-decay", type=float, default=0.0)
