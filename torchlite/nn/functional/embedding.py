@@ -140,6 +140,8 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise ValueError(f"embedding_bag: mode has to be one of {_BAG_MODES}, got {mode!r}")
     if sparse:
         raise NotImplementedError("embedding_bag: sparse gradients are not supported; use sparse=False")
+    if scale_grad_by_freq and mode == "max":
+        raise ValueError("embedding_bag: max mode does not support scaling the gradient by the frequency")
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None; only mode='sum' supports it, "
                                   f"got mode={mode!r}")
