@@ -15,6 +15,7 @@ import numpy as np
 
 from .._dtype import get_default_dtype
 from ..grad_mode import enable_grad
+from ..nn.module import Module
 from ..nn.parameter import Parameter
 
 __all__ = ["Optimizer", "required"]
@@ -106,9 +107,10 @@ class Optimizer:
         self.defaults = defaults
         self.state = defaultdict(dict)
         self.param_groups = []
-        if isinstance(params, (Parameter, np.ndarray)):
+        if isinstance(params, (Parameter, np.ndarray, Module)) or not hasattr(params, "__iter__"):
+            hint = " (pass model.parameters())" if isinstance(params, Module) else ""
             raise TypeError("params argument given to the optimizer should be an iterable of Parameters "
-                            f"or dicts, but got {_typename(params)}")
+                            f"or dicts, but got {_typename(params)}{hint}")
         param_groups = list(params)
         if len(param_groups) == 0:
             raise ValueError("optimizer got an empty parameter list")
