@@ -116,7 +116,23 @@ class LRScheduler:
         return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
+        self._check_state(state_dict)
         self.__dict__.update(state_dict)
+
+    def _check_state(self, state_dict):
+        """Refuse, before anything changes, a state that is not this scheduler's: keys another kind
+        of scheduler has, or learning rates for a different number of param groups."""
+        name = f"{type(self).__name__}.load_state_dict"
+        if not hasattr(state_dict, "keys"):
+            raise TypeError(f"{name}: expected a dict, got {type(state_dict).__name__}")
+        unexpected = sorted(set(state_dict) - set(self.state_dict()))
+        if unexpected:
+            raise ValueError(f"{name}: expected the keys of this scheduler's state_dict(), got unexpected key(s) "
+                             f"{unexpected}")
+        groups = len(self.optimizer.param_groups)
+        for key in ("base_lrs", "_last_lr"):
+            if key in state_dict and len(state_dict[key]) != groups:
+                raise ValueError(f"{name}: expected {key} for {groups} param group(s), got {len(state_dict[key])}")
 
     def get_last_lr(self):
         """The learning rates (one per param group) set by the last ``step``."""
@@ -174,6 +190,7 @@ class _LambdaState:
         return state
 
     def load_state_dict(self, state_dict):
+        self._check_state(state_dict)
         state_dict = dict(state_dict)
         lr_lambdas = state_dict.pop("lr_lambdas")
         self.__dict__.update(state_dict)
@@ -411,8 +428,14 @@ class _NestedState:
         return state
 
     def load_state_dict(self, state_dict):
+        self._check_state(state_dict)
         state_dict = dict(state_dict)
         children = state_dict.pop("_schedulers")
+        if len(children) != len(self._schedulers):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: expected the states of "
+                             f"{len(self._schedulers)} schedulers, got {len(children)}")
+        for scheduler, saved in zip(self._schedulers, children):  # all checked before any is changed
+            scheduler._check_state(saved)
         self.__dict__.update(state_dict)
         for scheduler, saved in zip(self._schedulers, children):
             scheduler.load_state_dict(saved)
@@ -584,6 +607,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
 
     def load_state_dict(self, state_dict):
+        self._check_state(state_dict)
         self.__dict__.update(state_dict)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
 
@@ -701,6 +725,7 @@ class CyclicLR(LRScheduler):
         return state
 
     def load_state_dict(self, state_dict):
+        self._check_state(state_dict)
         state_dict = dict(state_dict)
         fn = state_dict.pop("_scale_fn_custom")
         super().load_state_dict(state_dict)
