@@ -134,6 +134,8 @@ class _ConvNd(Module):
         batched = x.ndim == self.dims + 2
         if batched and x.shape[0] == 0:  # not supported yet by the im2col path (torch returns an empty output)
             raise shape_error(self, f"(N, {c}, {spatial}) with N > 0 (empty batches are not supported)", x)
+        if 0 in x.shape[-self.dims:]:  # a transposed conv would make a non-empty output out of nothing
+            raise shape_error(self, f"(N, {c}, {spatial}) with non-empty {spatial}", x)
         return (x if batched else x[None]), batched
 
     def _accumulate(self, dw, db):

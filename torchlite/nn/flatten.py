@@ -54,8 +54,8 @@ class Unflatten(Module):
         d = _dim(self.dim, x.ndim)
         known = int(np.prod([s for s in self.unflattened_size if s != -1]))
         size = x.shape[d] if 0 <= d < x.ndim else None
-        free = -1 in self.unflattened_size
-        if size is None or (not free and known != size) or (free and (not known or size % known)):
+        free = self.unflattened_size.count(-1)
+        if size is None or free > 1 or (not free and known != size) or (free and (not known or size % known)):
             raise shape_error(self, f"dim {self.dim} of size {known} (= prod{self.unflattened_size})", x)
         self.save_for_backward(x.shape)
         # -1 spelled out: numpy cannot infer it for an empty array

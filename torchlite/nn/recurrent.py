@@ -190,7 +190,8 @@ class RNNBase(Module):
             return x, dict(kind="packed", batch_sizes=batch_sizes, N=int(batch_sizes[0]),
                            sorted=input.sorted_indices, unsorted=input.unsorted_indices)
         x = as_float_input(self, input, dtype)
-        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size or x.shape[0] == 0:
+        seq_axis = 1 if self.batch_first and x.ndim == 3 else 0  # an empty batch is fine, an empty sequence not
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size or x.shape[seq_axis] == 0:
             batch = "(N, L, {0})" if self.batch_first else "(L, N, {0})"
             raise shape_error(self, (batch + " or (L, {0})").format(self.input_size), x)
         kind = "batched" if x.ndim == 3 else "unbatched"
@@ -236,7 +237,7 @@ class RNNBase(Module):
     def _unpack(self, rows, layout):
         if layout["kind"] == "packed":
             return PackedSequence(rows, layout["batch_sizes"], layout["sorted"], layout["unsorted"])
-        out = rows.reshape(layout["T"], layout["N"], -1)
+        out = rows.reshape(layout["T"], layout["N"], rows.shape[-1])
         if layout["kind"] == "unbatched":
             return out[:, 0]
         return out.swapaxes(0, 1) if self.batch_first else out
