@@ -839,6 +839,9 @@ def _margin_ranking_loss(input1, input2, target, margin, reduction, who):
     x1 = _float_arg(who, input1, "input1")
     x2 = _like(who, input2, x1, "input2")
     t = _like(who, target, x1, "target")
+    if not x1.ndim == x2.ndim == t.ndim:  # torch broadcasts, but only between arrays of one rank
+        raise ValueError(f"{who}: expected input1, input2 and target of the same number of dimensions, "
+                         f"got shapes {x1.shape}, {x2.shape} and {t.shape}")
     _broadcastable(who, x1.shape, x2, "input2")
     _broadcastable(who, np.broadcast_shapes(x1.shape, x2.shape), t, "target")
     v = np.multiply(t, np.subtract(x1, x2))
