@@ -86,13 +86,19 @@ def _pairwise_distance(x1, x2, p, eps, keepdim, who):
     a, b = _pair(who, x1, x2)
     scalar = a.ndim == 0 and b.ndim == 0
     d = _difference(a, b, eps)
+    if math.isinf(p) and d.shape[-1] == 0:  # as torch: a max (or min) over nothing has no value
+        raise ValueError(f"{who}: expected a non-empty last dim for the inf norm, got x1 of shape {a.shape} "
+                         f"and x2 of shape {b.shape}")
     norm = _vector_norm(d, p)
     out = norm if keepdim else norm[..., 0]
     return (out.reshape(()) if scalar else out), (d, norm)
 
 
 def _pairwise_distance_backward(grad_output, d, norm, p, shape1, shape2):
-    g = np.asarray(grad_output, dtype=d.dtype).reshape(norm.shape[:-1] + (1,))
+    g = np.asarray(grad_output, dtype=d.dtype)
+    if g.size != math.prod(norm.shape[:-1]):  # a triplet loss hands in its broadcast shape
+        g = _sum_to(g, norm.shape[:-1])
+    g = g.reshape(norm.shape[:-1] + (1,))
     dd = _vector_norm_backward(g, d, norm, p).reshape(np.broadcast_shapes(shape1, shape2))
     return _sum_to(dd, shape1), _sum_to(np.negative(dd), shape2)
 
