@@ -664,8 +664,9 @@ def _kl_div(input, target, reduction, log_target, who):
     else:
         loss = special.xlogy(t, t) - t * x
     if reduction == "batchmean":
-        total = loss.sum()
-        return np.asarray(total / x.shape[0] if x.ndim else total, dtype=x.dtype), (x, t)
+        with np.errstate(invalid="ignore", divide="ignore"):  # an empty batch gives NaN, as torch, silently
+            total = loss.sum() / x.shape[0] if x.ndim else loss.sum()
+        return np.asarray(total, dtype=x.dtype), (x, t)
     return _reduce(loss, reduction), (x, t)
 
 
@@ -686,7 +687,8 @@ def kl_div_backward(grad_output, input, target, *, reduction="mean", log_target=
     d = np.exp(target) if log_target else np.array(target, dtype=x.dtype)
     d = np.negative(np.broadcast_to(d, np.broadcast_shapes(x.shape, d.shape)))
     if reduction == "batchmean":
-        d *= np.asarray(grad_output, dtype=x.dtype) / (x.shape[0] if x.ndim else 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d *= np.asarray(grad_output, dtype=x.dtype) / (x.shape[0] if x.ndim else 1)
     else:
         d *= _upstream(grad_output, reduction, d.size, x.dtype)
     return _sum_to(d, x.shape)
@@ -1284,8 +1286,7 @@ def _ctc_args(who, log_probs, targets, input_lengths, target_lengths, blank):
     tg = np.asarray(targets)
     if tg.dtype.kind not in "iu":
         raise TypeError(f"{who}: targets must be integer class indices, got dtype {tg.dtype}")
-    if unbatched and tg.ndim != 1:
-        raise ValueError(f"{who}: expected targets (S,) for log_probs (T, C), got shape {tg.shape}")
+    tg = tg[None] if unbatched and tg.ndim == 0 else tg  # (S,) is read as concatenated: exactly the length
     longest = int(tl.max()) if tl.size else 0
     if tg.ndim == 1:
         if tg.size != tl.sum():
