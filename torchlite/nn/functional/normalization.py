@@ -382,7 +382,7 @@ def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0, *, return_sav
     x = _float(input)
     if x.ndim < 3:
         raise ValueError(f"Expected 3D or higher dimensionality input (got {x.ndim} dimensions)")
-    xv = x.reshape(x.shape[0], x.shape[1], -1)
+    xv = x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     base = _window_sum(xv * xv, size // 2, (size - 1) // 2)
     base *= alpha / size
     base += k
@@ -398,7 +398,7 @@ def local_response_norm_backward(grad_output, input, base, size, alpha=1e-4, bet
     """
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
-    shape3 = (x.shape[0], x.shape[1], -1)
+    shape3 = (x.shape[0], x.shape[1], math.prod(x.shape[2:]))
     xv, gv, bv = x.reshape(shape3), g.reshape(shape3), base.reshape(shape3)
     inv_pow = bv ** -beta
     t = gv * xv * inv_pow / bv
