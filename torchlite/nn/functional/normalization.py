@@ -208,7 +208,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     n, c = x.shape[:2]
     length = math.prod(x.shape[2:])
     out, mean, var, invstd = _center_rows(x.reshape(n * c, length), eps)
-    if n:  # an empty batch leaves the running statistics alone (torch writes NaN there)
+    if n and length:  # an empty input leaves the running statistics alone (torch writes NaN for N = 0)
         _update_running(running_mean, mean.reshape(n, c).mean(axis=0), momentum)
         _update_running(running_var, (var * (length / (length - 1))).reshape(n, c).mean(axis=0), momentum)
     out *= invstd[:, None]
