@@ -977,7 +977,7 @@ def _multi_margin_loss(input, target, p, margin, weight, reduction, who):
     loss = h.sum(axis=1)
     loss /= x2.shape[1]
     loss = _reduce(loss, reduction)
-    return (loss.reshape(()) if x.ndim < 2 and reduction == "none" else loss), (x, t, w)
+    return (loss.reshape(np.shape(target)) if reduction == "none" else loss), (x, t, w)  # torch: the target's shape
 
 
 def _class_margins(x2, t, margin):
