@@ -352,3 +352,14 @@ def test_outputs_and_gradients_never_alias_reused_buffers(make, shape):
     layer(x2)
     layer.backward(-g)
     np.testing.assert_array_equal(dx1, kept)
+
+
+def test_inference_in_chunks_equals_one_pass():
+    """Under no_grad a large batch runs in chunks (bounded column buffer); results are identical."""
+    conv = nn.Conv2d(3, 5, 3, padding=1, stride=2)
+    x = np.random.default_rng(0).standard_normal((7, 3, 9, 9)).astype(np.float32)
+    with torchlite.no_grad():
+        whole = conv(x)
+        conv.INFERENCE_COLUMNS = 3 * 9 * 9 * 9 * 2  # two samples per chunk
+        chunked = conv(x)
+    np.testing.assert_array_equal(chunked, whole)
