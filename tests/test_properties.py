@@ -250,7 +250,9 @@ DELIBERATE_REFUSALS = {
     "UpsamplingBilinear2d": [(_message("expected input (N, C, H, W)"), "as UpsamplingNearest2d")],
     "Upsample": [(_message("mode must be one of"), "mode='bicubic' is not implemented (known limitation)"),
                  (_message("output size", "must be positive"),
-                  "resizing to an empty output (torch's 'area' mode returns one) is refused")],
+                  "resizing to an empty output (torch's 'area' mode returns one) is refused"),
+                 (_message("expected spatial sizes of at least 1"),
+                  "an empty input is refused in every mode (torch's 'area' averages nothing into NaN)")],
     "NLLLoss": [(_message("expected target shape ()"),
                  "input (C,) takes the documented 0-d target; torch also takes an undocumented (1,)"),
                 (_message("at least one class"), "zero classes are refused (torch gives NaN if all are ignored)")],
@@ -309,8 +311,8 @@ DELIBERATE_REFUSALS = {
 
 for _d in (2, 3):
     DELIBERATE_REFUSALS[f"AdaptiveAvgPool{_d}d"].append(
-        (lambda case, msg, d=_d: np.ndim(case.inputs[0].value) == d and "expected input" in msg,
-         "the documented (N, C, *) or (C, *) input (torch also takes one dim less)"))
+        (lambda case, msg, d=_d: np.ndim(case.inputs[0].value) not in (d + 1, d + 2) and "expected input" in msg,
+         "the documented (N, C, *) or (C, *) input (torch also takes any number of leading dims, or none)"))
 
 # Where torchlite accepts what torch refuses, on purpose: module -> [(substring of torch's error, why)].
 DELIBERATE_ACCEPTANCES = {
