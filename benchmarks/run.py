@@ -37,6 +37,7 @@ TARGETS = {
 }
 IMPORT_TARGET_S = 0.4
 RSS_TARGET_RATIO = 0.5
+BUSY_THRESHOLD = 0.1  # a round waits until other processes use less than this fraction of the CPUs
 
 
 # =============================================================================== worker side
@@ -294,6 +295,38 @@ def _child_env(threads):
     return env
 
 
+def _cpu_busy(interval=0.25):
+    """Fraction of all CPUs busy over ``interval`` seconds (/proc/stat); None where unavailable."""
+    def snapshot():
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = snapshot()
+        time.sleep(interval)
+        total1, idle1 = snapshot()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1 - (idle1 - idle0) / max(total1 - total0, 1)
+
+
+def wait_until_quiet(max_wait, threshold=None):
+    """Wait (up to ``max_wait`` s) until other processes use under ``threshold`` of the CPUs.
+
+    Called between rounds, while both workers sleep on their pipes, so what is busy is someone
+    else. One busy core makes a 2-thread BLAS or OpenMP pool wait on its descheduled thread
+    (a torch MLP step went from 1.8 to 150 ms), which says nothing about either library.
+    Returns the busy fraction seen last.
+    """
+    threshold = BUSY_THRESHOLD if threshold is None else threshold
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = _cpu_busy()
+        if busy is None or busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
 def _median_iqr(values):
     if len(values) < 2:
         return values[0], values[0], values[0]
@@ -301,12 +334,13 @@ def _median_iqr(values):
     return q2, q1, q3
 
 
-def measure_imports(repeats, env):
+def measure_imports(repeats, env, max_wait):
     """Seconds for ``import <lib>`` in a fresh interpreter, alternating the libraries; first run dropped."""
     code = "import time; t = time.perf_counter(); import {}; print(time.perf_counter() - t)"
     out = {lib: {"import_s": [], "process_s": []} for lib in LIBS}
     for i in range(repeats + 1):
         for lib in LIBS:
+            wait_until_quiet(max_wait)
             t0 = time.perf_counter()
             res = subprocess.run([sys.executable, "-c", code.format(lib)], capture_output=True, text=True,
                                  env=env, cwd=ROOT, check=True)
@@ -326,7 +360,6 @@ def _check_parity(a, b):
 
 def benchmark_model(name, workers, weights, args, log):
     """Parity check, then alternating timed rounds for training and inference; memory peaks."""
-    tl, th = workers
     result = {"setup": {}, "cases": {}}
     for w in workers:
         result["setup"][w.lib] = w.ask("setup", model=name, weights=weights)
@@ -338,12 +371,15 @@ def benchmark_model(name, workers, weights, args, log):
             w.ask("time", mode=mode, steps=max(steps, 2))
         rounds = {lib: [] for lib in LIBS}
         ratios = []
+        busy = []
         for r in range(args.repeats):
             for w in workers:
+                # Also lets the other worker's BLAS threads go to sleep: OpenBLAS spins ~0.1 s after a call.
+                busy.append(wait_until_quiet(args.max_wait))
                 times = w.ask("time", mode=mode, steps=steps)["times"]
                 rounds[w.lib].append(statistics.median(times))
             ratios.append(rounds["torchlite"][-1] / rounds["torch"][-1])
-        case = {"rounds_s": rounds, "ratios": ratios, "steps_per_round": steps,
+        case = {"rounds_s": rounds, "ratios": ratios, "steps_per_round": steps, "busy_before_round": busy,
                 "batch": TRAIN_BATCH if mode == "train" else INFER_BATCH}
         result["cases"][mode] = case
         m_tl, m_th, m_r = (_median_iqr(v)[0] for v in (rounds["torchlite"], rounds["torch"], ratios))
@@ -372,8 +408,6 @@ def _verdict(value, target, below=True):
 
 def report(results):
     """The markdown report, as a list of lines."""
-    from models import MODELS
-
     env = results["environment"]
     out = [f"### torchlite {env['torchlite']['version']} vs torch {env['torch']['version']} "
            f"({env['threads']} threads, {env['cpu']})", ""]
@@ -384,8 +418,14 @@ def report(results):
                        f"BLAS {b['internal_api']} {b['version']}, {b['architecture']} kernel, "
                        f"{b['threading_layer']}, num_threads {b['num_threads']}")
     out.append(f"- torch: {env['torch']['config']}, torch.get_num_threads() {env['torch']['num_threads']}")
-    out.append(f"- load average at start {env['loadavg'][0]:.2f}; rounds {env['repeats']} (A B alternating), "
-               f"median (IQR) over rounds; each round is the median of its steps")
+    out.append(f"- rounds {env['repeats']} (A B alternating), median (IQR) over rounds; each round is the median "
+               f"of its steps; load average at start {env['loadavg'][0]:.2f}")
+    busy = [b for r in results["models"].values() for c in r["cases"].values() for b in c["busy_before_round"]]
+    if busy and busy[0] is not None:
+        noisy = sum(b >= BUSY_THRESHOLD for b in busy)
+        out.append(f"- before each round it waited up to {env['max_wait']:g} s for the CPUs to be under "
+                   f"{BUSY_THRESHOLD:.0%} busy: {noisy} of {len(busy)} rounds still started on a busy machine"
+                   + (" (their times are inflated, compare with care)" if noisy else ""))
     out.append("")
     out += ["**Training step** (batch 64: forward, CrossEntropyLoss, backward, SGD momentum step)", "",
             "| model | torchlite ms | torch ms | ratio torchlite/torch | target | met |",
@@ -403,7 +443,8 @@ def report(results):
         per10k = {lib: statistics.median(c["rounds_s"][lib]) * 10_000 / c["batch"] for lib in LIBS}
         target, met = _verdict(statistics.median(c["ratios"]), TARGETS[(name, "infer")])
         out.append(f"| {name} | {_fmt_ms(c['rounds_s']['torchlite'])} | {_fmt_ms(c['rounds_s']['torch'])} | "
-                   f"{per10k['torchlite']:.3f} | {per10k['torch']:.3f} | {_fmt_ratio(c['ratios'])} | {target} | {met} |")
+                   f"{per10k['torchlite']:.3f} | {per10k['torch']:.3f} | {_fmt_ratio(c['ratios'])} | "
+                   f"{target} | {met} |")
     out += ["", "**Peak RSS** of each worker process (MB; per model: peak while that model ran, VmHWM)", "",
             "| | torchlite MB | torch MB | ratio | target | met |", "| --- | ---: | ---: | ---: | ---: | :---: |"]
     mem = results["memory"]
@@ -449,6 +490,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="BLAS/OpenMP threads for both libraries (default 2)")
     p.add_argument("--repeats", type=int, default=None, help="alternating rounds per case (default 10; --quick 3)")
     p.add_argument("--quick", action="store_true", help="smoke run: few rounds and steps")
+    p.add_argument("--max-wait", type=float, default=None,
+                   help="seconds to wait before each round for other processes to go quiet (default 60; --quick 0)")
     p.add_argument("--only", default=",".join(MODELS), help=f"comma-separated models (default {','.join(MODELS)})")
     p.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"),
                    help="where to write all numbers ('' for nowhere)")
@@ -463,6 +506,8 @@ def main(argv=None):
         p.error(f"--only: unknown model(s) {unknown}; choose from {list(MODELS)}")
     args.repeats = args.repeats or (3 if args.quick else 10)
     args.train_steps, args.infer_steps = (3, 1) if args.quick else (10, 3)
+    if args.max_wait is None:
+        args.max_wait = 0 if args.quick else 60
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -473,13 +518,15 @@ def main(argv=None):
                 "run with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` for the detected one")
     loadavg = os.getloadavg()
     if loadavg[0] > 0.5:
-        log(f"note: load average {loadavg[0]:.2f}: other processes are running, timings will be noisy")
+        log(f"note: load average {loadavg[0]:.2f}: other processes are running; each round waits up to "
+            f"{args.max_wait:g} s for quiet CPUs")
     env = _child_env(args.threads)
     log("import times ...")
-    imports = measure_imports(2 if args.quick else 7, env)
+    imports = measure_imports(2 if args.quick else 7, env, args.max_wait)
     workers = [Worker(lib, args.threads, env) for lib in LIBS]
     results = {"environment": {"threads": args.threads, "cpu": _cpu_name(), "python": platform.python_version(),
-                               "loadavg": loadavg, "repeats": args.repeats, "quick": args.quick,
+                               "loadavg": loadavg, "repeats": args.repeats, "max_wait": args.max_wait,
+                               "quick": args.quick,
                                "train_steps_per_round": args.train_steps, "infer_steps_per_round": args.infer_steps,
                                **{w.lib: w.ready["info"] for w in workers}},
                "imports": imports, "models": {}}
