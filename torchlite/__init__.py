@@ -3,6 +3,7 @@
 Every layer is a ``Module`` with an explicit ``forward`` and ``backward``; optimizers step over
 ``module.parameters()``; ``state_dict`` keys match torch's; checkpoints are ``.npz`` files.
 """
+from ._malloc import tune_malloc as _tune_malloc
 from ._dtype import get_default_dtype, set_default_dtype
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
@@ -13,6 +14,8 @@ from .nn import Module, Parameter
 from . import data, optim  # noqa: E402
 
 __version__ = "0.1.0"
+
+_tune_malloc()  # reuse freed activation memory instead of page-faulting it in every step
 
 __all__ = [
     "Module", "Parameter", "nn", "optim", "data", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
