@@ -28,6 +28,13 @@ MAX_CASES = [
     ("MaxPool1d", (2,), dict(ceil_mode=True), (2, 3, 9)),
     ("MaxPool3d", (2,), dict(return_indices=True), (1, 2, 4, 6, 4)),
     ("MaxPool3d", ((2, 3, 2), (1, 2, 2), (1, 0, 1)), dict(ceil_mode=True), (1, 2, 3, 5, 5)),
+    # windows tiling the input exactly (kernel == stride), unbatched, kernel 1 along an axis
+    ("MaxPool2d", ((3, 2),), (2, 2, 6, 8)),
+    ("MaxPool2d", ((1, 2),), (2, 2, 3, 8)),
+    ("MaxPool2d", (2,), (3, 6, 4)),  # unbatched
+    ("MaxPool1d", (3,), (2, 3, 9)),
+    ("MaxPool3d", (2,), (1, 2, 4, 6, 4)),
+    ("MaxPool3d", ((2, 1, 3),), (2, 1, 4, 3, 6)),
 ]
 
 
@@ -67,6 +74,13 @@ def test_max_pool_nan_propagates_like_torch():
     x[0, 0, 0, 1] = x[0, 0, 1, 0] = np.nan
     tl, th = _pair("MaxPool2d", 2, return_indices=True)
     check_parity(tl, th, x)
+
+
+@pytest.mark.parametrize("return_indices", [False, True])
+def test_max_pool_nan_in_tiled_windows_like_torch(return_indices):
+    x = np.random.default_rng(2).standard_normal((2, 2, 4, 6))
+    x[0, 0, 0, 1] = x[0, 0, 1, 0] = x[1, 1, 3, 5] = np.nan
+    check_parity(*_pair("MaxPool2d", 2, return_indices=return_indices), x)
 
 
 def test_max_pool_indices_feed_max_unpool():

@@ -47,7 +47,11 @@ class ReLU(_InplaceActivation):
     """max(x, 0) elementwise. Shape: any ``(*)`` in and out."""
 
     def forward(self, input):
-        out = F.relu(input, self.inplace)
+        return self.forward_overwriting(input, self.inplace)
+
+    def forward_overwriting(self, input, overwrite):
+        """forward, overwriting ``input`` when ``overwrite`` (Sequential does on arrays only it holds)."""
+        out = F.relu(input, overwrite)
         self.save_for_backward(out)
         return out
 

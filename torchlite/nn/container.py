@@ -2,6 +2,7 @@
 import operator
 from collections import OrderedDict
 
+from .. import anomaly
 from .module import Module, _addindent
 
 
@@ -39,13 +40,23 @@ class Sequential(Module):
             self[0].needs_input_grad = bool(value)
 
     def forward(self, input):
-        for module in self._modules.values():
-            input = module(input)
+        modules = list(self._modules.values())
+        if anomaly.is_anomaly_enabled():
+            steps = [(m, False) for m in modules]
+        else:
+            from ._fusion import plan  # imports the layer classes, which import this file
+            steps = plan(modules)
+        for module, overwrite in steps:
+            input = module.forward_overwriting(input, True) if overwrite else module(input)
+        self.save_for_backward([module for module, _ in steps])
         return input
 
     def backward(self, grad_output):
+        """Children backward in the reverse of the order the latest forward ran them."""
+        # a subclass whose own forward never called ours saved nothing: plain reverse order
+        order = self.pop_saved()[0] if self.saved_count else list(self._modules.values())
         grad = grad_output
-        for module in reversed(list(self._modules.values())):
+        for module in reversed(order):
             grad = module.backward(grad)
         return grad
 

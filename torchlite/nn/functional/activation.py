@@ -20,6 +20,7 @@ from ..._scipy import special
 from ..._dtype import get_default_dtype
 from ...random import get_generator
 from .._checks import IndexRangeError, zero_d_safe
+from ._relu_kernel import relu_backward_into, relu_into
 
 __all__ = [
     "relu", "relu_backward", "relu6", "relu6_backward", "leaky_relu", "leaky_relu_backward",
@@ -65,13 +66,15 @@ def _mask(cond, dtype):
 def relu(input, inplace=False):
     """max(x, 0)."""
     x = _as_float(input)
-    return np.maximum(x, 0, out=_out(x, inplace))
+    return relu_into(x, x if inplace else np.empty_like(x))
 
 
 def relu_backward(grad_output, output):
-    """dx = grad where the output is > 0 (0 at x == 0, as torch)."""
+    """dx = grad where the output is not <= 0 (0 at x == 0; a NaN output passes it, as torch)."""
     g = _grad(grad_output, output)
-    return np.multiply(g, output > 0)
+    if g.shape != output.shape:
+        return np.multiply(g, ~(output <= 0))
+    return relu_backward_into(g, output, np.empty_like(output))
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):

