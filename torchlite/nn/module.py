@@ -291,13 +291,17 @@ class Module:
 
     # ----------------------------------------------------------------- modes and grads
     def train(self, mode=True):
-        """Set training mode here and below; drops saved state. Returns self."""
+        """Set training mode here and below; drops saved state and scratch buffers. Returns self."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         for m in self.modules():
             object.__setattr__(m, "training", mode)
             m._saved.clear()
+            m._drop_scratch()
         return self
+
+    def _drop_scratch(self):
+        """Free buffers kept between calls for speed (a training batch's are the wrong size for evaluation)."""
 
     def eval(self):
         """Evaluation mode (dropout off, batch norm uses running statistics). Returns self."""

@@ -233,14 +233,17 @@ def _weight_matrix(w, geo):
     return w.reshape(g, og, cg * geo.taps)
 
 
-def _gemm_forward(cols, w, bias, geo):
-    """The convolution output (N, O, *out), C-contiguous, from the column buffer."""
+def _gemm_forward(cols, w, bias, geo, out=None):
+    """The convolution output (N, O, *out), C-contiguous, from the column buffer (into ``out`` if given)."""
     wm = _weight_matrix(w, geo)
+    if out is None:
+        out = np.empty((geo.n, geo.o) + geo.out, w.dtype)
     if _per_sample(geo):
-        y = np.matmul(wm, _sample_columns(cols, geo)).reshape(geo.n, geo.o, -1)
+        y = out.reshape(geo.n, geo.groups, geo.o // geo.groups, -1)
+        np.matmul(wm, _sample_columns(cols, geo), out=y)
         if bias is not None:
-            y += bias.reshape(-1, 1)
-        return y.reshape((geo.n, geo.o) + geo.out)
+            y += bias.reshape(geo.groups, -1, 1)
+        return out
     g, rows = geo.groups, geo.pixels
     if geo.pixel_major:
         y = np.empty((rows, g, geo.o // g), w.dtype)
@@ -248,12 +251,12 @@ def _gemm_forward(cols, w, bias, geo):
         y = y.reshape(geo.n, -1, geo.o).transpose(0, 2, 1)
     else:
         y = np.matmul(wm, cols.reshape(g, -1, rows)).reshape(geo.o, geo.n, -1).transpose(1, 0, 2)
-    out = np.empty(y.shape, y.dtype)
+    flat = out.reshape(y.shape)
     if bias is None:
-        np.copyto(out, y)
+        np.copyto(flat, y)
     else:
-        np.add(y, bias.reshape(-1, 1), out=out)
-    return out.reshape((geo.n, geo.o) + geo.out)
+        np.add(y, bias.reshape(-1, 1), out=flat)
+    return out
 
 
 def _grad_matrix(grad, geo, ws=_NO_WORKSPACE):
@@ -329,7 +332,7 @@ def _check_bias(bias, channels, who):
 
 # ------------------------------------------------------------------------------ convolution
 def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, return_context=False, who=None,
-            workspace=None):
+            workspace=None, max_columns=None):
     """N-d convolution (cross-correlation), the dimension taken from ``weight``.
 
     input (N, C_in, *spatial), weight (C_out, C_in/groups, *kernel), bias (C_out,) or None.
@@ -337,6 +340,8 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     Returns (N, C_out, *out) with out = (in + 2*pad - dilation*(kernel-1) - 1) // stride + 1,
     and with ``return_context=True`` also the ConvContext that ``conv_nd_backward`` takes.
     ``workspace``: a Workspace to reuse big buffers from (a layer passes the same one each step).
+    ``max_columns``: without a context, run in chunks of samples whose column buffer holds at
+    most this many elements (memory stays bounded whatever the batch; the output is the same).
     """
     d = np.ndim(weight) - 2
     who = who or f"conv{d}d"
@@ -344,11 +349,27 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     geo = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, who)
     bias = _check_bias(bias, geo.o, who)
     ws = workspace or _NO_WORKSPACE
+    per_sample = geo.pixels // geo.n * geo.taps * geo.c // geo.groups
+    if max_columns and not return_context and geo.n * per_sample > max_columns:
+        return _conv_in_chunks(x, weight, bias, geo, max(1, max_columns // per_sample), ws)
     cols = _im2col(x, geo, ws)
     y = _gemm_forward(cols, weight, bias, geo)
     if return_context:
         return y, ConvContext(geo, cols, weight, bias is not None)
     ws.give("cols", cols)
+    return y
+
+
+def _conv_in_chunks(x, weight, bias, geo, chunk, ws):
+    """The forward over ``chunk`` samples at a time, each written straight into the output."""
+    y = np.empty((geo.n, geo.o) + geo.out, weight.dtype)
+    for start in range(0, geo.n, chunk):
+        part = x[start:start + chunk]
+        g = _Geometry(len(part), geo.c, geo.o, geo.groups, geo.size, geo.kernel, geo.stride, geo.dilation,
+                      geo.pads, geo.out)
+        cols = _im2col(part, g, ws)
+        _gemm_forward(cols, weight, bias, g, out=y[start:start + chunk])
+        ws.give("cols", cols)
     return y
 
 
