@@ -56,7 +56,6 @@ class TorchliteLayer:
 
         self.np, self.tl = np, torchlite
         self._limits = threadpool_limits(threads)
-        torchlite.set_num_threads(threads)  # its own copy/elementwise threads, as torch.set_num_threads
 
     def setup(self, name, weights, input_grad=None):
         cls, args, kwargs, shape, first = LAYERS[name]

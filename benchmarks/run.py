@@ -83,7 +83,6 @@ class TorchliteRunner:
 
         self.np, self.tl = np, torchlite
         self._limits = threadpool_limits(threads)
-        torchlite.set_num_threads(threads)  # its own copy/elementwise threads, as torch.set_num_threads
 
     def info(self):
         import scipy

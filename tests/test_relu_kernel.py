@@ -1,4 +1,4 @@
-"""The blocked, threaded ReLU kernels against plain NumPy on sizes around the block and thread splits."""
+"""The blocked ReLU kernels against plain NumPy on sizes around the block size."""
 import numpy as np
 import pytest
 
@@ -6,20 +6,12 @@ import torchlite
 from torchlite.nn.functional._relu_kernel import BLOCK, relu_backward_into, relu_into
 
 
-@pytest.fixture(params=[1, 2])
-def threads(request):
-    old = torchlite.get_num_threads()
-    torchlite.set_num_threads(request.param)
-    yield request.param
-    torchlite.set_num_threads(old)
-
-
 SIZES = [0, 1, BLOCK - 1, BLOCK, 3 * BLOCK + 5, (1 << 19) + 17]
 
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_matches_numpy(threads, size, dtype):
+def test_relu_matches_numpy(size, dtype):
     rng = np.random.default_rng(size)
     x = rng.standard_normal(size).astype(dtype)
     x[::97] = np.nan
@@ -30,7 +22,7 @@ def test_relu_matches_numpy(threads, size, dtype):
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_relu_in_place(threads, size):
+def test_relu_in_place(size):
     x = np.random.default_rng(1).standard_normal(size).astype(np.float32)
     want = np.maximum(x, 0)
     assert relu_into(x, x) is x
@@ -43,7 +35,7 @@ def test_relu_non_contiguous_falls_back():
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_relu_backward_matches_numpy(threads, size):
+def test_relu_backward_matches_numpy(size):
     rng = np.random.default_rng(size + 1)
     y = np.maximum(rng.standard_normal(size), 0).astype(np.float32)
     y[::103] = np.nan  # torch passes the gradient where the output is NaN

@@ -7,7 +7,6 @@ from ._malloc import tune_malloc as _tune_malloc
 from ._dtype import get_default_dtype, set_default_dtype
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
-from ._parallel import get_num_threads, set_num_threads
 from .random import get_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import CheckpointError, load, save
 from . import nn  # noqa: E402  (nn needs the pieces above)
@@ -21,5 +20,5 @@ _tune_malloc()  # reuse freed activation memory instead of page-faulting it in e
 __all__ = [
     "Module", "Parameter", "nn", "optim", "data", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
     "is_grad_enabled", "save", "load", "CheckpointError", "manual_seed", "seed", "initial_seed",
-    "get_generator", "get_num_threads", "set_num_threads", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
+    "get_generator", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
 ]

@@ -7,9 +7,7 @@ step touched them afresh: every 4 KiB page a fault and a zero-fill. Measured on 
 of ``benchmarks/`` (batch 64, 2 threads): 2,500 faults and ~8 ms of a 42 ms step; LeNet
 800 faults and ~2 ms of 10 ms. With both thresholds at 1 GiB, freed blocks are reused from the
 heap and the faults are gone; peak RSS does not grow (it fell from 447 to 399 MB on the wide
-CNN's batch-1000 inference), but memory freed after a peak stays mapped to the process. One malloc arena for all threads:
-with one arena per thread, each of torchlite's worker threads kept its own freed temporaries
-(batch-1000 wide CNN inference peak 314 -> 421 MB with 2 threads).
+CNN's batch-1000 inference), but memory freed after a peak stays mapped to the process. 
 
 Both thresholds must be set: fixing either one turns off glibc's adaptive threshold, and the
 trim threshold alone left the mmap threshold at 128 KiB (4x the faults).
@@ -25,7 +23,6 @@ __all__ = ["tune_malloc"]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-_M_ARENA_MAX = -8
 THRESHOLD = 1 << 30
 
 
@@ -42,6 +39,4 @@ def tune_malloc(threshold=THRESHOLD):
     mallopt.restype = ctypes.c_int
     # an older glibc refuses an mmap threshold above 32 MiB: fall back to that cap
     mmap_ok = mallopt(_M_MMAP_THRESHOLD, threshold) or mallopt(_M_MMAP_THRESHOLD, min(threshold, 32 << 20))
-    # one arena: memory torchlite's worker threads free is reused by the main thread, not kept per thread
-    mallopt(_M_ARENA_MAX, 1)
     return bool(mmap_ok and mallopt(_M_TRIM_THRESHOLD, threshold))

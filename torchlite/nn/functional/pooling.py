@@ -12,7 +12,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..._parallel import parallel_for
 from .conv import _ntuple
 from .upsampling import interpolate, interpolate_backward
 
@@ -141,25 +140,17 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     best = np.empty(xp.shape[:-d] + geo.out, x.dtype)
     arg = np.empty(best.shape, _tap_dtype(math.prod(geo.kernel))) if need_arg else None
 
-    def pool_rows(lo, hi):  # one chunk of the leading (batch) axis
-        views = [xp[lo:hi][w] for _, w in geo.windows()]
-        if need_arg:
-            _max_and_first_tap(views, best[lo:hi], arg[lo:hi])
-        else:
-            _running_max(views, best[lo:hi])
-
-    _parallel_rows(xp, pool_rows)
+    views = [xp[w] for _, w in geo.windows()]
+    if need_arg:
+        _max_and_first_tap(views, best, arg)
+    else:
+        _running_max(views, best)
     result = [best]
     if return_indices:
         result.append(_flat_indices(arg, geo))
     if return_context:
         result.append(PoolContext(geo, x.shape, x.dtype, arg))
     return result[0] if len(result) == 1 else tuple(result)
-
-
-def _parallel_rows(x, body):
-    """body(lo, hi) over chunks of the leading axis of ``x`` (the batch, or C unbatched), threaded."""
-    parallel_for(x.shape[0], body, work=x.size)
 
 
 def _running_max(views, best):
@@ -215,15 +206,11 @@ def max_pool_nd_backward(grad_output, ctx):
     # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients
     dxp = (np.empty if geo.tiled else np.zeros)(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
 
-    def scatter_rows(lo, hi):
-        g, a, d = grad[lo:hi], arg[lo:hi], dxp[lo:hi]
-        for t, w in geo.windows():
-            if geo.overlapping:
-                d[w] += g * (a == t)
-            else:
-                np.multiply(g, a == t, out=d[w])
-
-    _parallel_rows(dxp, scatter_rows)
+    for t, w in geo.windows():
+        if geo.overlapping:
+            dxp[w] += grad * (arg == t)
+        else:
+            np.multiply(grad, arg == t, out=dxp[w])
     return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
 
 
