@@ -299,3 +299,32 @@ def test_copy_state_helper_roundtrip():
     copy_state(m, t)
     for k, v in t.state_dict().items():
         np.testing.assert_array_equal(m.state_dict()[k], v.numpy())
+
+
+def test_fresh_gradient_is_adopted_and_accumulates_after():
+    p = torchlite.Parameter(np.zeros((2, 3), np.float32))
+    g = np.ones((2, 3), np.float32)
+    p.accumulate_grad(g, fresh=True)
+    assert p.grad is g  # no copy of a gradient made for this call alone
+    p.accumulate_grad(g)
+    np.testing.assert_array_equal(p.grad, 2 * np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("g", [np.ones((3, 2), np.float32).T, np.ones((2, 3), np.float64), np.ones(6, np.float32)])
+def test_fresh_gradient_of_another_layout_is_copied(g):
+    p = torchlite.Parameter(np.zeros((2, 3), np.float32))
+    p.accumulate_grad(g, fresh=True)
+    assert p.grad is not g and p.grad.dtype == np.float32 and p.grad.shape == (2, 3)
+
+
+def test_linear_weight_grad_is_not_shared_between_steps():
+    lin = nn.Linear(3, 2)
+    x = np.ones((4, 3), np.float32)
+    lin(x)
+    lin.backward(np.ones((4, 2), np.float32))
+    first = lin.weight.grad
+    lin.zero_grad()
+    lin(x)
+    lin.backward(np.ones((4, 2), np.float32))
+    assert lin.weight.grad is not first
+    np.testing.assert_array_equal(first, lin.weight.grad)

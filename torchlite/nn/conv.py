@@ -143,9 +143,9 @@ class _ConvNd(Module):
 
     def _accumulate(self, dw, db):
         if dw is not None:
-            self.weight.accumulate_grad(dw)
+            self.weight.accumulate_grad(dw, fresh=True)
         if db is not None and self.bias.requires_grad:
-            self.bias.accumulate_grad(db)
+            self.bias.accumulate_grad(db, fresh=True)
 
 
 class _Conv(_ConvNd):

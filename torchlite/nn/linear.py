@@ -72,9 +72,9 @@ class Linear(Module):
         need_dx = self.needs_input_grad
         need_db = self.bias is not None and self.bias.requires_grad
         dx, dw, db = F.linear_backward(grad, x, self.weight.data, need_dx, need_db)
-        self.weight.accumulate_grad(dw)
+        self.weight.accumulate_grad(dw, fresh=True)
         if need_db:
-            self.bias.accumulate_grad(db)
+            self.bias.accumulate_grad(db, fresh=True)
         return dx
 
     def extra_repr(self):

@@ -70,15 +70,21 @@ class Parameter:
             self.grad = None
         return self
 
-    def accumulate_grad(self, g):
+    def accumulate_grad(self, g, fresh=False):
         """Add ``g`` into ``grad`` (creating it on first use); a frozen parameter ignores it.
 
-        ``g`` is copied on first use, so callers may pass views of reused buffers.
+        ``g`` is copied on first use, so callers may pass views of reused buffers; a caller
+        that made ``g`` for this call alone and keeps no reference passes ``fresh=True`` and
+        it becomes ``grad`` as is when it fits (saves a copy of every weight each step).
         """
         if not self.requires_grad:
             return
         if self.grad is None:
-            self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
+            if fresh and g.dtype == self.data.dtype and g.shape == self.data.shape and g.flags.c_contiguous \
+                    and g.flags.writeable:
+                self.grad = g
+            else:
+                self.grad = np.array(g, dtype=self.data.dtype, copy=True).reshape(self.data.shape)
         else:
             self.grad += g
 
