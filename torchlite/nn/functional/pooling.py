@@ -167,13 +167,20 @@ def _max_and_first_tap(views, best, arg):
     largest t whose tap beat the running max: max over t of t * beat_t, in uint8 arithmetic
     (np.where, putmask and copyto(where=) are each about 10x slower than these ufuncs).
     """
+    # each tap is copied once into a contiguous buffer: the compare and max then run vectorized
+    # (a 2x2 pool of 64x32x28x28: 1.71 -> 1.18 ms, against reading the strided tap twice)
     dtype = arg.dtype.type
+    tap = np.empty(best.shape, best.dtype)
+    beat = np.empty(best.shape, np.bool_)
+    step = np.empty(best.shape, arg.dtype)
     np.copyto(best, views[0])
     arg.fill(0)
     for t, v in enumerate(views[1:], 1):
-        beat = np.greater(v, best)
-        np.maximum(best, v, out=best)
-        np.maximum(arg, beat.view(np.uint8) * dtype(t), out=arg)
+        np.copyto(tap, v)
+        np.greater(tap, best, out=beat)
+        np.maximum(best, tap, out=best)
+        np.multiply(beat.view(np.uint8), dtype(t), out=step, casting="unsafe")
+        np.maximum(arg, step, out=arg)
     nan = np.isnan(best)
     if nan.any():
         last_nan = np.zeros_like(arg)
