@@ -363,3 +363,18 @@ def test_inference_in_chunks_equals_one_pass():
         conv.INFERENCE_COLUMNS = 3 * 9 * 9 * 9 * 2  # two samples per chunk
         chunked = conv(x)
     np.testing.assert_array_equal(chunked, whole)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda m: m.Conv2d(3, 4, 3, padding=1), (0, 3, 5, 5)),
+    (lambda m: m.Conv2d(4, 4, 3, groups=2, stride=2, bias=False), (0, 4, 7, 7)),
+    (lambda m: m.Conv1d(2, 3, 2, padding_mode="reflect", padding=1), (0, 2, 5)),
+    (lambda m: m.Conv3d(2, 3, 2), (0, 2, 3, 3, 3)),
+    (lambda m: m.ConvTranspose2d(3, 2, 3, stride=2, output_padding=1), (0, 3, 4, 4)),
+    (lambda m: m.ConvTranspose1d(4, 2, 3, groups=2), (0, 4, 4)),
+])
+def test_empty_batch_gives_empty_output_and_zero_grads(make, shape):
+    tl = make(nn)
+    out = check_parity(tl, make(torch.nn), np.zeros(shape))
+    assert out.shape[0] == 0
+    assert not tl.weight.grad.any()

@@ -135,8 +135,6 @@ class _ConvNd(Module):
         if x.ndim not in (self.dims + 1, self.dims + 2) or x.shape[-self.dims - 1] != c:
             raise shape_error(self, f"(N, {c}, {spatial}) or ({c}, {spatial})", x)
         batched = x.ndim == self.dims + 2
-        if batched and x.shape[0] == 0:  # not supported yet by the im2col path (torch returns an empty output)
-            raise shape_error(self, f"(N, {c}, {spatial}) with N > 0 (empty batches are not supported)", x)
         if 0 in x.shape[-self.dims:]:  # a transposed conv would make a non-empty output out of nothing
             raise shape_error(self, f"(N, {c}, {spatial}) with non-empty {spatial}", x)
         return (x if batched else x[None]), batched

@@ -354,6 +354,9 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     geo = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, who)
     bias = _check_bias(bias, geo.o, who)
     ws = workspace or _NO_WORKSPACE
+    if geo.n == 0:  # an empty batch: an empty output, as torch
+        y = np.empty((0, geo.o) + geo.out, weight.dtype)
+        return (y, ConvContext(geo, None, weight, bias is not None)) if return_context else y
     per_sample = geo.pixels // geo.n * geo.taps * geo.c // geo.groups
     if max_columns and not return_context and geo.n * per_sample > max_columns:
         return _conv_in_chunks(x, weight, bias, geo, max(1, max_columns // per_sample), ws)
@@ -363,6 +366,15 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
         return y, ConvContext(geo, cols, weight, bias is not None)
     ws.give("cols", cols)
     return y
+
+
+def _empty_batch_grads(ctx, needs_input_grad, needs_weight_grad, input_shape, bias_size):
+    """Zero gradients for an empty batch (nothing flowed through the layer)."""
+    dtype = ctx.weight.dtype
+    dx = np.zeros(input_shape, dtype) if needs_input_grad else None
+    dw = np.zeros(ctx.weight.shape, dtype) if needs_weight_grad else None
+    db = np.zeros(bias_size, dtype) if ctx.has_bias else None
+    return dx, dw, db
 
 
 def _conv_in_chunks(x, weight, bias, geo, chunk, ws):
@@ -388,6 +400,8 @@ def conv_nd_backward(grad_output, ctx, needs_input_grad=True, needs_weight_grad=
     if grad.shape != (geo.n, geo.o) + geo.out:
         raise ValueError(f"conv{len(geo.size)}d_backward: expected grad_output of shape "
                          f"{(geo.n, geo.o) + geo.out}, got {grad.shape}")
+    if geo.n == 0:
+        return _empty_batch_grads(ctx, needs_input_grad, needs_weight_grad, (0, geo.c) + geo.size, geo.o)
     ws = workspace or _NO_WORKSPACE
     gmat = _grad_matrix(grad, geo, ws) if needs_input_grad else None
     dw = _weight_grad(grad, gmat, ctx.cols, geo) if needs_weight_grad else None
@@ -509,6 +523,9 @@ def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padd
     x, weight = _check_weight(input, weight, d, who)
     geo = _transpose_geometry(x.shape, weight.shape, stride, padding, output_padding, groups, dilation, who)
     bias = _check_bias(bias, geo.c, who)
+    if geo.n == 0:
+        y = np.empty((0, geo.c) + geo.size, weight.dtype)
+        return (y, ConvContext(geo, x, weight, bias is not None)) if return_context else y
     ws = workspace or _NO_WORKSPACE
     gmat = _grad_matrix(x, geo, ws)
     y = _input_grad(gmat, weight, geo, ws)
@@ -527,6 +544,8 @@ def conv_transpose_nd_backward(grad_output, ctx, needs_input_grad=True, needs_we
     if grad.shape != (geo.n, geo.c) + geo.size:
         raise ValueError(f"conv_transpose{len(geo.size)}d_backward: expected grad_output of shape "
                          f"{(geo.n, geo.c) + geo.size}, got {grad.shape}")
+    if geo.n == 0:
+        return _empty_batch_grads(ctx, needs_input_grad, needs_weight_grad, (0, geo.o) + geo.out, geo.c)
     ws = workspace or _NO_WORKSPACE
     cols = _im2col(grad, geo, ws) if needs_input_grad or needs_weight_grad else None
     dw = _weight_grad(x, None, cols, geo) if needs_weight_grad else None
