@@ -328,3 +328,22 @@ def test_linear_weight_grad_is_not_shared_between_steps():
     lin.backward(np.ones((4, 2), np.float32))
     assert lin.weight.grad is not first
     np.testing.assert_array_equal(first, lin.weight.grad)
+
+
+def test_forward_that_raises_partway_leaves_nothing_saved():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(5, 2))  # the last layer refuses 8 features
+    with pytest.raises(ValueError):
+        model(np.ones((3, 4), np.float32))
+    assert sum(m.saved_count for m in model.modules()) == 0
+    model[2] = nn.Linear(8, 2)
+    y = model(np.ones((3, 4), np.float32))
+    assert model.backward(np.ones_like(y)).shape == (3, 4)
+    assert sum(m.saved_count for m in model.modules()) == 0
+
+
+def test_failed_call_keeps_what_earlier_calls_saved():
+    lin = nn.Linear(3, 2)
+    lin(np.ones((1, 3), np.float32))
+    with pytest.raises(ValueError):
+        lin(np.ones((1, 4), np.float32))
+    assert lin.saved_count == 1

@@ -13,6 +13,7 @@ The contract:
 - ``train()``, ``eval()`` and ``clear_saved()`` drop everything saved, so an evaluation pass
   run without ``no_grad()`` cannot leak memory across epochs.
 """
+import threading
 from collections import OrderedDict, namedtuple
 
 import numpy as np
@@ -43,6 +44,21 @@ def _addindent(s, num_spaces):
     return first + "\n" + "\n".join(" " * num_spaces + line for line in lines)
 
 
+class _CallJournal(threading.local):
+    """Which modules saved state during the outermost module call running in this thread.
+
+    A forward that raises partway (a shape error three layers deep) would otherwise leave the
+    layers before it holding saved state that no backward pops; ``Module.__call__`` pops it.
+    """
+
+    def __init__(self):
+        self.depth = 0
+        self.saved_by = []
+
+
+_journal = _CallJournal()
+
+
 class Module:
     """Base class for all layers and models.
 
@@ -71,9 +87,22 @@ class Module:
         raise NotImplementedError(f'Module [{self._get_name()}] is missing the required "backward" function')
 
     def __call__(self, *inputs, **kwargs):
-        if anomaly.is_anomaly_enabled():
-            return anomaly.checked_call(self, self.forward, inputs, kwargs, "forward")
-        return self.forward(*inputs, **kwargs)
+        journal = _journal
+        mark = len(journal.saved_by)
+        journal.depth += 1
+        try:
+            if anomaly.is_anomaly_enabled():
+                return anomaly.checked_call(self, self.forward, inputs, kwargs, "forward")
+            return self.forward(*inputs, **kwargs)
+        except BaseException:
+            for module in reversed(journal.saved_by[mark:]):  # undo this call's saves, latest first
+                module._saved.pop()
+            del journal.saved_by[mark:]
+            raise
+        finally:
+            journal.depth -= 1
+            if journal.depth == 0:
+                journal.saved_by.clear()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -85,6 +114,8 @@ class Module:
         """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""
         if is_grad_enabled():
             self._saved.append(values)
+            if _journal.depth:
+                _journal.saved_by.append(self)
 
     def pop_saved(self):
         """Pop the tuple the latest unmatched forward saved; a clear error when there is none."""
