@@ -13,8 +13,10 @@ class Upsample(Module):
     """Resize (N, C, *spatial) to ``size`` or by ``scale_factor``.
 
     Args (torch's): size=None, scale_factor=None (exactly one of them), mode='nearest'
-    ('nearest-exact', 'linear' for 3-d input, 'bilinear' 4-d, 'trilinear' 5-d, 'area'),
-    align_corners=None (linear modes only), recompute_scale_factor=None.
+    ('nearest-exact', 'linear' for 3-d input, 'bilinear' or 'bicubic' 4-d, 'trilinear' 5-d,
+    'area'), align_corners=None (linear and bicubic modes only; False when None),
+    recompute_scale_factor=None (True: derive the sampling step from the output size instead
+    of scale_factor).
     Shape: (N, C, *in) -> (N, C, *out), out = size or floor(in * scale_factor).
     """
 

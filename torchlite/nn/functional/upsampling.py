@@ -1,8 +1,9 @@
-"""Resizing as torch's ``F.interpolate``: nearest, nearest-exact, (bi/tri)linear and area, with backward.
+"""Resizing as torch's ``F.interpolate``: nearest, nearest-exact, (bi/tri)linear, bicubic and area, with backward.
 
-Every mode except 'area' is separable: each spatial axis is resampled on its own by a gather
-(nearest: one source index per output position; linear: two indices and their weights), so
-the backward is the matching scatter-add per axis. Source indices follow torch's CPU
+Every mode except 'area' is separable: each spatial axis is resampled on its own by weighted
+gathers (nearest: one source index per output position; linear: two taps; bicubic: four;
+antialiased: as many as the stretched filter covers), so the backward is the matching
+scatter-add per axis. Source indices follow torch's CPU
 kernels, including their float32 arithmetic, so the same pixels are picked.
 (Exported through ``functional.pooling``; 'area' is adaptive average pooling.)
 """
@@ -18,8 +19,8 @@ __all__ = ["interpolate", "interpolate_backward", "InterpolateContext"]
 InterpolateContext = namedtuple("InterpolateContext", ["mode", "input_shape", "dtype", "steps"])
 InterpolateContext.__doc__ = "Per-axis resampling steps of one interpolate call, for its backward."
 
-_LINEAR_DIMS = {"linear": 1, "bilinear": 2, "trilinear": 3}
-_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "trilinear", "area")
+_INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+_MODES = ("nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear", "area")
 
 
 def _sizes(x, size, scale_factor, mode, recompute_scale_factor, who):
@@ -66,19 +67,77 @@ def _nearest_index(size, out, scale, exact):
     return np.minimum(np.floor(src).astype(np.int64), size - 1)
 
 
-def _linear_weights(size, out, scale, align_corners, dtype):
-    """(i0, i1, w0, w1): output j = w0[j] * x[i0[j]] + w1[j] * x[i1[j]], in the input's precision."""
-    dst = np.arange(out).astype(dtype)
+def _source_step(size, out, scale, align_corners, dtype):
+    """torch's area_pixel_compute_scale: input pixels per output pixel, in the input's precision."""
     if align_corners:
-        step = dtype.type(size - 1) / dtype.type(out - 1) if out > 1 else dtype.type(0)
-        src = step * dst
-    else:
-        step = dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size) / dtype.type(out)
-        src = np.maximum(step * (dst + dtype.type(0.5)) - dtype.type(0.5), dtype.type(0))
+        return dtype.type(size - 1) / dtype.type(out - 1) if out > 1 else dtype.type(0)
+    return dtype.type(1.0 / scale) if scale is not None and scale > 0 else dtype.type(size) / dtype.type(out)
+
+
+def _source_coord(size, out, scale, align_corners, dtype):
+    """The real-valued source position of each output position (half-pixel centres unless align_corners)."""
+    dst = np.arange(out).astype(dtype)
+    step = _source_step(size, out, scale, align_corners, dtype)
+    return step * dst if align_corners else step * (dst + dtype.type(0.5)) - dtype.type(0.5)
+
+
+def _linear_weights(size, out, scale, align_corners, dtype):
+    """[(i0, w0), (i1, w1)]: output j = w0[j] * x[i0[j]] + w1[j] * x[i1[j]]."""
+    src = np.maximum(_source_coord(size, out, scale, align_corners, dtype), dtype.type(0))
     i0 = src.astype(np.int64)
     i1 = i0 + (i0 < size - 1)
     w1 = src - i0.astype(dtype)
-    return i0, i1, dtype.type(1) - w1, w1
+    return [(i0, dtype.type(1) - w1), (i1, w1)]
+
+
+def _cubic(x, a):
+    """Keys' cubic convolution kernel with parameter ``a`` (even, zero beyond |x| = 2)."""
+    x = np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return np.where(x < 1, near, np.where(x < 2, far, 0)).astype(x.dtype, copy=False)
+
+
+def _cubic_weights(size, out, scale, align_corners, dtype):
+    """Four (index, weight) taps around each source position, A = -0.75 as torch's bicubic.
+
+    Unlike linear, the source position is not clamped at 0; indices past the border read
+    the border pixel (torch clamps the access, it does not reflect).
+    """
+    src = _source_coord(size, out, scale, align_corners, dtype)
+    base = np.floor(src)
+    t = src - base
+    base = base.astype(np.int64)
+    a = dtype.type(-0.75)
+    return [(np.clip(base + k, 0, size - 1), _cubic(t - dtype.type(k), a)) for k in (-1, 0, 1, 2)]
+
+
+def _triangle(x):
+    return np.maximum(1 - np.abs(x), 0).astype(x.dtype, copy=False)
+
+
+def _antialias_weights(size, out, scale, align_corners, dtype, mode):
+    """Taps of torch's antialiased bilinear/bicubic resize (Pillow's scheme).
+
+    When shrinking, the filter (triangle, or Keys' cubic with a = -0.5) is stretched by the
+    shrink factor so every input pixel contributes; the weights of each output position are
+    normalised to sum to one. Positions are pixel centres even with align_corners, which only
+    changes the step, as in torch.
+    """
+    step = float(_source_step(size, out, scale, align_corners, dtype))
+    support = float(dtype.type((1.0 if mode == "bilinear" else 2.0) * max(step, 1.0)))
+    inv = float(dtype.type(1.0 / step)) if step >= 1.0 else 1.0
+    taps = 2 * math.ceil(support) + 1
+    center = (step * (np.arange(out) + 0.5)).astype(dtype).astype(np.float64)
+    xmin = np.maximum((center - support + 0.5).astype(np.int64), 0)
+    xsize = np.clip(np.minimum((center + support + 0.5).astype(np.int64), size) - xmin, 0, taps)
+    j = np.arange(taps)[:, None]
+    x = ((j + xmin - center + 0.5) * inv).astype(dtype)
+    w = _triangle(x) if mode == "bilinear" else _cubic(x, dtype.type(-0.5))
+    w = np.where(j < xsize, w, dtype.type(0))
+    total = w.sum(axis=0)
+    w = w / np.where(total != 0, total, dtype.type(1))
+    return [(np.minimum(xmin + k, size - 1), w[k]) for k in range(taps)]
 
 
 def _along(w, axis, ndim):
@@ -87,12 +146,26 @@ def _along(w, axis, ndim):
     return w.reshape(shape)
 
 
+def _axis_terms(mode, size, out, scale, align_corners, antialias, dtype):
+    """(index, weight) taps resampling one axis from ``size`` to ``out``; weight None for a plain gather."""
+    if antialias:
+        return _antialias_weights(size, out, scale, align_corners, dtype, mode)
+    if mode == "bicubic":
+        return _cubic_weights(size, out, scale, align_corners, dtype)
+    if mode in _INTERP_DIMS:
+        return _linear_weights(size, out, scale, align_corners, dtype)
+    return [(_nearest_index(size, out, scale, mode == "nearest-exact"), None)]
+
+
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False, return_context=False):
     """Resize (N, C, *spatial) to (N, C, *size) or (N, C, *floor(spatial * scale_factor)).
 
-    mode: 'nearest', 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d), 'trilinear'
-    (5-d) or 'area'; align_corners only for the linear modes (default False).
+    mode: 'nearest', 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d), 'bicubic' (4-d),
+    'trilinear' (5-d) or 'area'; align_corners only for the interpolating modes (default False).
+    antialias=True (bilinear and bicubic only) low-pass filters when downsampling, as torch.
+    (torch 2.13's antialiased CPU forward is wrong for an output width of 1 with a resized
+    height, repeating one row; this computes the true resize there, matching torch's backward.)
     With ``return_context=True`` also returns the InterpolateContext for ``interpolate_backward``.
     """
     who = "interpolate"
@@ -103,11 +176,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError(f"{who}: expected a 3-d, 4-d or 5-d input (N, C, *spatial), got shape {x.shape}")
     if mode not in _MODES:
         raise ValueError(f"{who}: mode must be one of {_MODES}, got {mode!r}")
-    if antialias:
-        raise ValueError(f"{who}: antialias is not supported")
-    if mode in _LINEAR_DIMS:
-        if x.ndim - 2 != _LINEAR_DIMS[mode]:
-            raise ValueError(f"{who}: got {x.ndim}D input, but {mode} mode needs {_LINEAR_DIMS[mode] + 2}D input")
+    if antialias and not (mode in ("bilinear", "bicubic") and x.ndim == 4):
+        raise ValueError(f"{who}: anti-alias option is restricted to bilinear and bicubic modes and requires "
+                         f"a 4-D tensor as input, got mode {mode!r} and shape {x.shape}")
+    if mode in _INTERP_DIMS:
+        if x.ndim - 2 != _INTERP_DIMS[mode]:
+            raise ValueError(f"{who}: got {x.ndim}D input, but {mode} mode needs {_INTERP_DIMS[mode] + 2}D input")
         align_corners = bool(align_corners)
     elif align_corners is not None:
         raise ValueError(f"{who}: align_corners option can only be set with the interpolating modes: "
@@ -121,18 +195,29 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     else:
         y, steps = x, []
         for axis, (s, o, sc) in enumerate(zip(x.shape[2:], out, scales), start=2):
-            if mode in _LINEAR_DIMS:
-                i0, i1, w0, w1 = _linear_weights(s, o, sc, align_corners, x.dtype)
-                y = np.take(y, i0, axis=axis) * _along(w0, axis, y.ndim) + \
-                    np.take(y, i1, axis=axis) * _along(w1, axis, y.ndim)
-                steps.append((axis, s, (i0, w0), (i1, w1)))
-            else:
-                index = _nearest_index(s, o, sc, mode == "nearest-exact")
-                y = np.take(y, index, axis=axis)
-                steps.append((axis, s, (index, None)))
+            if antialias and s == o:
+                # torch's antialiased forward leaves such an axis alone even when a scale_factor
+                # would shift its samples (its backward does not: we keep the forward and its true gradient)
+                continue
+            terms = _axis_terms(mode, s, o, sc, align_corners, antialias, x.dtype)
+            y = _resample(y, axis, terms)
+            steps.append((axis, s, *terms))
+        if not steps:
+            y = x.copy()
     if return_context:
         return y, InterpolateContext(mode, x.shape, x.dtype, steps)
     return y
+
+
+def _resample(x, axis, terms):
+    """sum_k weight_k * x[..., index_k, ...] along ``axis``."""
+    total = None
+    for index, weight in terms:
+        part = np.take(x, index, axis=axis)
+        if weight is not None:
+            part *= _along(weight, axis, x.ndim)
+        total = part if total is None else total + part
+    return total
 
 
 def interpolate_backward(grad_output, ctx):
@@ -149,4 +234,4 @@ def interpolate_backward(grad_output, ctx):
             part = _take_backward(g, index, size, axis)
             total = part if total is None else total + part
         grad = total
-    return grad
+    return grad.copy() if grad is grad_output else grad
