@@ -6,6 +6,7 @@ from .parameter import Parameter
 from .module import IncompatibleKeys, Module, StateDictError
 from .container import ModuleDict, ModuleList, Sequential
 from . import functional, init
+from .hooks import RemovableHandle
 from .linear import *  # noqa: F401,F403
 from .flatten import *  # noqa: F401,F403
 from .activation import *  # noqa: F401,F403

@@ -11,7 +11,8 @@ an array that only Sequential holds.
   array, which halves the peak memory of a conv-ReLU at inference.
 
 Both only change where the work is done, never a value the user can see: the intermediate arrays
-are Sequential's own. The plan is skipped under anomaly mode, which checks each child's call.
+are Sequential's own. The plan is skipped under anomaly mode, which checks each child's call, and
+when a child has hooks.
 """
 from .activation import ReLU
 from .conv import _Conv
@@ -29,7 +30,12 @@ def _is_relu(module):
 
 
 def plan(modules):
-    """The children in the order to run them, as (module, overwrite_input) pairs."""
+    """The children in the order to run them, as (module, overwrite_input) pairs.
+
+    With hooks on any child, the children run as written: a hook sees what torch would show it.
+    """
+    if any(m._has_hooks() for m in modules):
+        return [(m, False) for m in modules]
     steps = []
     i, n = 0, len(modules)
     while i < n:

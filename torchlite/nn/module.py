@@ -13,6 +13,7 @@ The contract:
 - ``train()``, ``eval()`` and ``clear_saved()`` drop everything saved, so an evaluation pass
   run without ``no_grad()`` cannot leak memory across epochs.
 """
+import functools
 import threading
 from collections import OrderedDict, namedtuple
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from .. import anomaly
 from ..grad_mode import is_grad_enabled
+from . import hooks as _hooks
 from .parameter import Parameter
 
 
@@ -59,6 +61,27 @@ class _CallJournal(threading.local):
 _journal = _CallJournal()
 
 
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
+_HOOK_FLAGS = ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+
+
+def _hooked_backward(fn):
+    """Wrap a subclass's ``backward`` so its module's backward hooks run once around the outermost call."""
+
+    @functools.wraps(fn)
+    def backward(self, *args, **kwargs):
+        if not (self._backward_pre_hooks or self._backward_hooks) or self.__dict__.get("_in_hooked_backward"):
+            return fn(self, *args, **kwargs)
+        object.__setattr__(self, "_in_hooked_backward", True)  # a super().backward() call runs no hooks again
+        try:
+            return _hooks.call_backward(self, functools.partial(fn, self), args, kwargs)
+        finally:
+            object.__setattr__(self, "_in_hooked_backward", False)
+
+    backward._anomaly_wrapped = True
+    return backward
+
+
 class Module:
     """Base class for all layers and models.
 
@@ -78,6 +101,10 @@ class Module:
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_saved", [])
+        for name in _HOOK_DICTS:
+            object.__setattr__(self, name, OrderedDict())
+        for name in _HOOK_FLAGS:
+            object.__setattr__(self, name, set())
 
     # ----------------------------------------------------------------- forward and backward
     def forward(self, *inputs):
@@ -91,9 +118,13 @@ class Module:
         mark = len(journal.saved_by)
         journal.depth += 1
         try:
+            forward = self.forward
             if anomaly.is_anomaly_enabled():
-                return anomaly.checked_call(self, self.forward, inputs, kwargs, "forward")
-            return self.forward(*inputs, **kwargs)
+                def forward(*args, **kw):
+                    return anomaly.checked_call(self, self.forward, args, kw, "forward")
+            if self._forward_pre_hooks or self._forward_hooks:
+                return _hooks.call_forward(self, forward, inputs, kwargs)
+            return forward(*inputs, **kwargs)
         except BaseException:
             for module in reversed(journal.saved_by[mark:]):  # undo this call's saves, latest first
                 module._saved.pop()
@@ -108,7 +139,37 @@ class Module:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("backward")
         if own is not None and not getattr(own, "_anomaly_wrapped", False):
-            cls.backward = anomaly.wrap_backward(own)
+            cls.backward = _hooked_backward(anomaly.wrap_backward(own))
+
+    # ----------------------------------------------------------------- hooks (see hooks.py)
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """``hook(module, args)`` (or ``(module, args, kwargs)``) before each forward; returns a handle."""
+        flags = (self._forward_pre_hooks_with_kwargs,)
+        handle = _hooks.add_hook(self._forward_pre_hooks, hook, prepend, *flags)
+        if with_kwargs:
+            self._forward_pre_hooks_with_kwargs.add(handle.id)
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """``hook(module, args, output)`` (or ``(module, args, kwargs, output)``) after each forward."""
+        flags = (self._forward_hooks_with_kwargs, self._forward_hooks_always_called)
+        handle = _hooks.add_hook(self._forward_hooks, hook, prepend, *flags)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs.add(handle.id)
+        if always_call:
+            self._forward_hooks_always_called.add(handle.id)
+        return handle
+
+    def register_full_backward_pre_hook(self, hook, prepend=False):
+        """``hook(module, grad_output)`` before each backward; may return a new grad_output tuple."""
+        return _hooks.add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """``hook(module, grad_input, grad_output)`` after each backward; may return a new grad_input."""
+        return _hooks.add_hook(self._backward_hooks, hook, prepend)
+
+    def _has_hooks(self):
+        return any(getattr(self, name) for name in _HOOK_DICTS)
 
     def save_for_backward(self, *values):
         """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""
