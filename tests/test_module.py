@@ -347,3 +347,20 @@ def test_failed_call_keeps_what_earlier_calls_saved():
     with pytest.raises(ValueError):
         lin(np.ones((1, 4), np.float32))
     assert lin.saved_count == 1
+
+
+@pytest.mark.parametrize("args, kwargs, dtype", [
+    (("cpu",), {}, np.float32), (("cpu", np.float64), {}, np.float64), ((), {"dtype": "float64"}, np.float64),
+    ((), {"device": "cpu:0"}, np.float32), ((np.float64,), {}, np.float64), (("float64",), {}, np.float64),
+])
+def test_to_takes_torch_signatures(args, kwargs, dtype):
+    lin = nn.Linear(2, 3)
+    assert lin.to(*args, **kwargs) is lin
+    assert lin.weight.dtype == dtype and lin.bias.dtype == dtype
+    assert lin.cpu() is lin
+
+
+@pytest.mark.parametrize("call", [lambda m: m.to("cuda"), lambda m: m.to(device="cuda:1"), lambda m: m.cuda()])
+def test_other_devices_are_refused_clearly(call):
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        call(nn.Linear(2, 3))

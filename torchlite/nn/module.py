@@ -61,6 +61,23 @@ class _CallJournal(threading.local):
 _journal = _CallJournal()
 
 
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
+def _check_device(module, device):
+    if device is None:
+        return
+    name = str(device)
+    if name.split(":")[0] != "cpu" or name.count(":") > 1:
+        raise ValueError(f"{module._get_name()}: torchlite runs on the CPU with NumPy; device {name!r} is not "
+                         "available (use 'cpu')")
+
+
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
 _HOOK_FLAGS = ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
 
@@ -417,9 +434,24 @@ class Module:
         return self
 
     # ----------------------------------------------------------------- dtype
-    def to(self, dtype):
-        """Cast floating parameters, gradients and buffers to ``dtype``. Returns self."""
-        dtype = np.dtype(dtype)
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """Cast floating parameters, gradients and buffers to ``dtype``. Returns self.
+
+        As torch: ``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or keywords. The only
+        device is the CPU ('cpu', 'cpu:0'); another device is a clear error.
+        """
+        for arg in args:
+            if isinstance(arg, str) and not _is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        _check_device(self, device)
+        if dtype is None:
+            return self
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"{self._get_name()}.to: expected a floating dtype or 'cpu', got {dtype!r}") from None
         if dtype.kind != "f":
             raise TypeError(f"{self._get_name()}.to: expected a floating dtype, got {dtype}")
         for m in self.modules():
@@ -433,6 +465,17 @@ class Module:
                     m._buffers[name] = b.astype(dtype, copy=False)
             m._saved.clear()
         return self
+
+    def cpu(self):
+        """Already there: torchlite computes on the CPU. Returns self."""
+        return self
+
+    def cuda(self, device=None):
+        _check_device(self, "cuda")
+
+    def type(self, dst_type):
+        """Cast to ``dst_type`` (a floating dtype). Returns self."""
+        return self.to(dst_type)
 
     def float(self):
         return self.to(np.float32)
