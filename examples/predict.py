@@ -1,7 +1,9 @@
-"""Classify a 28x28 image with a checkpoint saved by examples/mnist_fnn.py; prints the top 3 classes.
+"""Classify a 28x28 image with a checkpoint of mnist_fnn.py, mnist_cnn.py or mnist_rnn.py; prints the top 3.
 
     python examples/predict.py run.npz --index 0      # image 0 of the test set (its true label is shown)
     python examples/predict.py run.npz digit.png      # a PNG of your own (needs Pillow)
+
+The checkpoint's saved run settings tell which example wrote it and rebuild its model.
 
 A PNG is read as grey; one that is not 28x28 is resized. MNIST digits are light on a dark
 background, so an image that is mostly light (a dark digit on white paper) is inverted first.
@@ -12,7 +14,20 @@ import sys
 
 import numpy as np
 
-from mnist_fnn import DATASETS, REPO_DATA, build_model, torchlite
+import mnist_cnn
+import mnist_fnn
+import mnist_rnn
+from mnist_fnn import DATASETS, REPO_DATA, torchlite
+
+
+def rebuild(settings):
+    """(model, prepare) for the example whose run settings these are; prepare maps (N, 28, 28) to its input."""
+    if settings.get("model") in ("lstm", "gru"):
+        return mnist_rnn.RowReader(settings["model"], settings["hidden"], settings["layers"]), mnist_rnn.rows
+    if settings.get("model") in ("cnn", "lenet"):
+        model = mnist_cnn.build_model(settings["model"], settings["channels"], settings["hidden"], settings["dropout"])
+        return model, lambda x: mnist_cnn.normalize(x.reshape(len(x), 1, 28, 28))
+    return mnist_fnn.build_model(settings["hidden"], settings["dropout"]), lambda x: x.reshape(len(x), -1)
 
 
 def load_png(path):
@@ -39,7 +54,7 @@ def softmax(logits):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="a .npz written by mnist_fnn.py --save")
+    p.add_argument("checkpoint", help="a .npz written by mnist_fnn.py, mnist_cnn.py or mnist_rnn.py with --save")
     p.add_argument("image", nargs="?", help="a PNG file to classify")
     p.add_argument("--index", type=int, help="classify this image of the test set instead")
     p.add_argument("--data", default=REPO_DATA, help="folder holding mnist/ (for --index)")
@@ -49,7 +64,7 @@ def main(argv=None):
 
     ckpt = torchlite.load(args.checkpoint)
     settings = ckpt["args"]
-    model = build_model(settings["hidden"], settings["dropout"])
+    model, prepare = rebuild(settings)
     model.load_state_dict(ckpt["model"])
     model.eval()
     dataset = DATASETS[settings["dataset"]]
@@ -61,7 +76,7 @@ def main(argv=None):
         x = load_png(args.image)
         print(f"{os.path.basename(args.image)}:")
     with torchlite.no_grad():
-        probs = softmax(model(x.reshape(1, -1))[0])
+        probs = softmax(model(prepare(x.reshape(1, 28, 28)))[0])
     for k in np.argsort(-probs)[:3]:
         print(f"  {dataset.classes[k]:<12} {probs[k]:7.2%}")
     return probs

@@ -97,3 +97,29 @@ def test_benchmark_quick_smoke():
     out = proc.stdout
     assert "| mlp |" in out and "Import time" in out and "Peak RSS" in out
     assert "MISMATCH" not in out and "mlp loss rel diff" in out, out
+
+
+def _top3(proc):
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4 and all(line.rstrip().endswith("%") for line in lines[1:]), proc.stdout + proc.stderr
+    probs = [float(line.split()[-1].rstrip("%")) for line in lines[1:]]
+    assert probs == sorted(probs, reverse=True) and sum(probs) <= 100.01
+    return lines
+
+
+def test_predict_reads_a_cnn_checkpoint(resumed_runs):
+    lines = _top3(run_script("examples/predict.py", resumed_runs / "resumed.npz", "--index", 0, "--data", data_root()))
+    assert lines[0] == "test image 0: true class 7 - seven"
+    assert lines[1].split()[0] == "7"
+
+
+def test_predict_reads_an_rnn_checkpoint(tmp_path):
+    """A GRU checkpoint (untrained weights: the output format and model rebuild are what is checked)."""
+    sys.path.insert(0, str(ROOT / "examples"))
+    from mnist_rnn import RowReader
+
+    torchlite.manual_seed(0)
+    settings = {"model": "gru", "hidden": 16, "layers": 2, "dataset": "mnist"}
+    torchlite.save({"model": RowReader("gru", 16, 2).state_dict(), "args": settings}, tmp_path / "rnn.npz")
+    lines = _top3(run_script("examples/predict.py", tmp_path / "rnn.npz", "--index", 1, "--data", data_root()))
+    assert lines[0] == "test image 1: true class 2 - two"
