@@ -384,9 +384,28 @@ def _class_upstream(grad_output, reduction, total, shape, dtype):
     return g
 
 
+def _at_class(a, index):
+    """a[n, index[n, ...], ...]: (N, C, *d) at (N, *d) class indices -> (N, *d), a new array.
+
+    Plain fancy indexing for the common (N, C) case: np.take_along_axis costs ~12 us of
+    Python per call, a fifth of a small model's loss forward and backward.
+    """
+    if a.ndim == 2:
+        return a[np.arange(len(index)), index]
+    return np.take_along_axis(a, index[:, None], axis=1)[:, 0]
+
+
+def _put_at_class(a, index, values):
+    """a[n, index[n, ...], ...] = values, in place."""
+    if a.ndim == 2:
+        a[np.arange(len(index)), index] = values
+    else:
+        np.put_along_axis(a, index[:, None], values[:, None], axis=1)
+
+
 def _nll(logp, t, w, ignore_index, reduction):
     safe, valid, wt = _class_weights(t, w, ignore_index, logp.dtype)
-    loss = np.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
+    loss = _at_class(logp, safe)
     loss *= wt
     np.negative(loss, out=loss)
     return _class_reduce(loss, reduction, wt.sum()), valid, wt
@@ -418,7 +437,7 @@ def nll_loss_backward(grad_output, input, target, weight=None, *, ignore_index=-
     safe, _, wt = _class_weights(t, None if weight is None else np.asarray(weight, x.dtype), ignore_index, x.dtype)
     g = _class_upstream(grad_output, reduction, wt.sum(), t.shape, x.dtype)
     dx = np.zeros_like(x)
-    np.put_along_axis(dx, safe[:, None], np.negative(g * wt)[:, None], axis=1)
+    _put_at_class(dx, safe, np.negative(g * wt))
     return dx.reshape(np.shape(input))
 
 
@@ -511,9 +530,9 @@ def _hard_cross_entropy_backward(grad_output, logp, t, w, ignore_index, reductio
         row += uniform * (logp.shape[1] if w is None else w.sum())
     dx = np.exp(logp)
     dx *= row[:, None]
-    picked = np.take_along_axis(dx, safe[:, None], axis=1)
-    picked -= at_target[:, None]
-    np.put_along_axis(dx, safe[:, None], picked, axis=1)
+    picked = _at_class(dx, safe)
+    picked -= at_target
+    _put_at_class(dx, safe, picked)
     if label_smoothing > 0:
         dx -= uniform[:, None] if w is None else uniform[:, None] * _per_class(w, logp.ndim)
     return dx
