@@ -44,6 +44,17 @@ class _Pool(Module):
         (ctx,) = self.pop_saved()
         return ctx if self.needs_input_grad else None
 
+    def _max_forward(self, pool, *args):
+        """``pool(x, *args, return_indices, return_context=...)``: the output (and indices), keeping
+        the context for backward only while gradients are enabled (max pools need no context otherwise)."""
+        keep = is_grad_enabled()
+        out = pool(*args, self.return_indices, return_context=keep, who=repr(self))
+        if not keep:
+            return out
+        *out, ctx = out
+        self.save_for_backward(ctx)
+        return tuple(out) if self.return_indices else out[0]
+
 
 class _MaxPoolNd(_Pool):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
@@ -57,14 +68,8 @@ class _MaxPoolNd(_Pool):
 
     def forward(self, input):
         x = self._input(input)
-        keep = is_grad_enabled()
-        out = F.max_pool_nd(x, self.dims, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
-                            self.return_indices, return_context=keep, who=repr(self))
-        if not keep:
-            return out
-        *out, ctx = out
-        self.save_for_backward(ctx)
-        return tuple(out) if self.return_indices else out[0]
+        return self._max_forward(F.max_pool_nd, x, self.dims, self.kernel_size, self.stride, self.padding,
+                                 self.dilation, self.ceil_mode)
 
     def backward(self, grad_output, grad_indices=None):
         ctx = self._saved_context()
@@ -242,14 +247,7 @@ class _AdaptiveMaxPoolNd(_Pool):
 
     def forward(self, input):
         x = self._input(input)
-        keep = is_grad_enabled()
-        out = F.adaptive_max_pool_nd(x, self.dims, self.output_size, self.return_indices, return_context=keep,
-                                     who=repr(self))
-        if not keep:
-            return out
-        *out, ctx = out
-        self.save_for_backward(ctx)
-        return tuple(out) if self.return_indices else out[0]
+        return self._max_forward(F.adaptive_max_pool_nd, x, self.dims, self.output_size)
 
     def backward(self, grad_output, grad_indices=None):
         ctx = self._saved_context()
