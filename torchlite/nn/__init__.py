@@ -15,6 +15,7 @@ from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .fractional_pooling import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
+from .lazy import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .padding import *  # noqa: F401,F403
 from .upsampling import *  # noqa: F401,F403
