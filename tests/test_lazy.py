@@ -154,7 +154,7 @@ def test_sequential_of_lazy_layers():
     tl, th = build(nn), build(torch.nn)
     x = data((2, 3, 4, 5))
     materialize(tl, th, x)
-    assert [type(m).__name__ for m in tl] == [type(m).__name__ for m in th][:6] + ["LazyLinear"]
+    assert [type(m).__name__ for m in tl] == [type(m).__name__ for m in th]
     randomize(th, np.random.default_rng(3))
     for dtype in DTYPES:
         check_parity(tl, th, x, dtype=dtype)
@@ -321,3 +321,47 @@ def test_other_errors():
     m(np.zeros((1, 3, 4, 4)))
     with pytest.raises(ValueError, match=r"^Conv2d\(3, 2.*expected input \(N, 3, H, W\)"):
         m(np.zeros((1, 4, 4, 4)))  # materialized: the eager layer's checks from now on
+
+
+def test_state_dict_loads_into_lazy_layers_inside_a_container():
+    src = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    dst = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d())
+    dst.load_state_dict(src.state_dict())
+    for (k, v), w in zip(src.state_dict().items(), dst.state_dict().values()):
+        np.testing.assert_array_equal(v, w, err_msg=k)
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 5)).astype(np.float32)
+    src.eval(), dst.eval()
+    np.testing.assert_array_equal(src(x), dst(x))
+
+
+def test_refused_nested_load_leaves_the_lazy_layer_lazy():
+    dst = nn.Sequential(nn.LazyConv2d(4, 3), nn.Linear(2, 2))
+    bad = {**nn.Sequential(nn.Conv2d(3, 4, 3)).state_dict(), "1.weight": np.zeros((5, 5), np.float32)}
+    with pytest.raises(ValueError):
+        dst.load_state_dict(bad, strict=False)
+    assert dst[0].has_uninitialized_params()
+
+
+def test_lazy_linear_matches_torch_and_loads_before_forward():
+    tl, th = nn.LazyLinear(3), torch.nn.LazyLinear(3)
+    assert repr(tl) == repr(th) and tl.has_uninitialized_params()
+    x = data((2, 5))
+    materialize(tl, th, x)
+    assert type(tl) is nn.Linear and repr(tl) == repr(th)
+    randomize(th, np.random.default_rng(4))
+    for dtype in DTYPES:
+        check_parity(tl, th, x, dtype=dtype)
+    fresh = nn.LazyLinear(3)
+    fresh.load_state_dict(tl.state_dict())
+    assert fresh.in_features == 5
+    np.testing.assert_array_equal(fresh(x.astype(np.float32)), tl.float()(x.astype(np.float32)))
+
+
+def test_lazy_linear_weights_equal_an_eager_layer_after_the_same_seed():
+    torchlite.manual_seed(7)
+    eager = nn.Linear(4, 3)
+    torchlite.manual_seed(7)
+    lazy = nn.LazyLinear(3)
+    lazy(np.zeros((1, 4), np.float32))
+    np.testing.assert_array_equal(eager.weight.data, lazy.weight.data)
+    np.testing.assert_array_equal(eager.bias.data, lazy.bias.data)

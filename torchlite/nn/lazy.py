@@ -1,4 +1,4 @@
-"""Lazy layers: convolutions and batch/instance norms whose channel count comes from the first input.
+"""Lazy layers: linear, convolutions and batch/instance norms whose input size comes from the first input.
 
 ``LazyConv2d(16, 3)`` is a ``Conv2d(?, 16, 3)``: until the first forward its lazy parameters
 and buffers are empty placeholders (``in_channels`` / ``num_features`` print as 0) and
@@ -16,13 +16,14 @@ import numpy as np
 
 from ._checks import as_float_input, shape_error
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
+from .linear import Linear
 from .module import _check_device
 from .normalization import (BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d,
                             InstanceNorm3d)
 from .parameter import Parameter
 
 __all__ = [
-    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+    "LazyLinear", "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d",
     "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d",
 ]
@@ -62,16 +63,6 @@ class LazyModuleMixin:
         self.__class__ = self.cls_to_become
         return self.forward(input, *args, **kwargs)
 
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        """As ``Module.load_state_dict``; before the first forward the shapes come from ``state_dict``."""
-        undo = self._materialize_from_state(state_dict) if hasattr(state_dict, "keys") else None
-        try:
-            return super().load_state_dict(state_dict, strict, assign)
-        except BaseException:
-            if undo is not None:
-                undo()
-            raise
-
     def _materialize_from_state(self, state_dict, prefix=""):
         """Materialize with the channel count ``state_dict`` implies; returns a callable that
         undoes it (for a load that then fails), or None when nothing was done. ``prefix`` is
@@ -104,6 +95,35 @@ class LazyModuleMixin:
                 self._parameters[name].data = data
             self._buffers.update(buffers)
         return undo
+
+
+class LazyLinear(LazyModuleMixin, Linear):
+    """A ``Linear(?, out_features)`` whose ``in_features`` is the last dim of the first input."""
+
+    cls_to_become = Linear
+    _channels_attr = "in_features"
+    _lazy_names = ("weight", "bias")
+
+    def __init__(self, out_features, bias=True, device=None, dtype=None):
+        _check_device(self, device)
+        super().__init__(0, out_features, False, dtype=dtype)  # no bias yet: draw no random numbers for it
+        if bias:
+            self.bias = Parameter(np.empty(0, dtype=self.weight.dtype))
+
+    def _layouts(self):
+        return {ndim: -1 for ndim in range(1, 65)}, "(*, in_features)"
+
+    def _materialize(self, features):
+        self.in_features = features
+        self.weight.data = np.empty((self.out_features, features), dtype=self.weight.dtype)
+        if self.bias is not None:
+            self.bias.data = np.empty(self.out_features, dtype=self.bias.dtype)
+        self._materialized = True
+        self.reset_parameters()
+
+    def _channels_in_state(self, shapes):
+        shape = shapes.get("weight")
+        return shape[1] if shape is not None and len(shape) == 2 else None
 
 
 class _LazyConvMixin(LazyModuleMixin):

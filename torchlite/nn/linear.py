@@ -10,7 +10,7 @@ from ._checks import as_float_input, shape_error
 from .module import Module
 from .parameter import Parameter
 
-__all__ = ["Identity", "Linear", "Bilinear", "LazyLinear"]
+__all__ = ["Identity", "Linear", "Bilinear"]
 
 
 class Identity(Module):
@@ -79,25 +79,6 @@ class Linear(Module):
 
     def extra_repr(self):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-
-class LazyLinear(Linear):
-    """A Linear whose ``in_features`` is taken from the first input it sees."""
-
-    def __init__(self, out_features, bias=True, device=None, dtype=None):
-        super().__init__(0, out_features, bias, dtype=dtype)
-        self._uninitialized = True  # not in_features == 0: an input may have 0 features
-
-    def forward(self, input):
-        if self._uninitialized:
-            x = np.asarray(input)
-            if x.ndim == 0:
-                raise shape_error(self, "(*, in_features)", x)
-            self.in_features = x.shape[-1]
-            self.weight.data = np.empty((self.out_features, self.in_features), dtype=self.weight.dtype)
-            self.reset_parameters()
-            self._uninitialized = False
-        return super().forward(input)
 
 
 class Bilinear(Module):

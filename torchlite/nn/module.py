@@ -527,6 +527,17 @@ class Module:
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        # lazy layers not run yet take their shapes from the dict (undone if the load is refused)
+        undos = [undo for name, m in self.named_modules() if hasattr(m, "_materialize_from_state")
+                 for undo in [m._materialize_from_state(state_dict, name + "." if name else "")] if undo is not None]
+        try:
+            return self._load_checked(state_dict, strict, assign)
+        except BaseException:
+            for undo in reversed(undos):
+                undo()
+            raise
+
+    def _load_checked(self, state_dict, strict, assign):
         slots = list(self._state_slots())
         expected = {key for key, *_ in slots}
         missing = [key for key, *_ in slots if key not in state_dict]
