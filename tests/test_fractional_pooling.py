@@ -251,6 +251,12 @@ def test_forward_errors():
         m3(np.zeros((6, 6, 6)))
 
 
+def test_module_casts_its_input_to_the_samples_dtype():
+    """The samples are the layer's state: its input takes their dtype, as parameters set a layer's dtype."""
+    pool = nn.FractionalMaxPool2d(2, output_size=3, _random_samples=np.full((1, 2, 2), 0.5))
+    assert y.dtype == np.float64 and y.shape == (1, 2, 3, 3)
+
+
 def test_random_samples_errors():
     x = np.zeros((2, 3, 8, 8), np.float32)
     cases = [

@@ -273,13 +273,13 @@ DELIBERATE_REFUSALS = {
     "Dropout2d": [(_message("Feature dropout requires"), "the input rank is checked for every p, not only p > 0")],
     "Dropout3d": [(_message("Feature dropout requires"), "as Dropout2d")],
     "FeatureAlphaDropout": [(_message("Feature dropout requires"), "as Dropout2d")],
-    **{f"BatchNorm{d}d": [(lambda case, msg: _empty(case) and "expected input (N," in msg,
+    **{f"{lazy}BatchNorm{d}d": [(lambda case, msg: _empty(case) and "expected input (N," in msg,
                            "an empty input is still checked for its channel count (torch skips the check)"),
                           (lambda case, msg: not case.kwargs["affine"] and not case.kwargs["track_running_stats"]
                            and "expected input (N," in msg,
                            "the channel count must be num_features even without affine parameters or running "
-                           "statistics (torch then takes any)")]
-       for d in (1, 2, 3)},
+                           "statistics (torch then takes any; a lazy one keeps its first input's count)")]
+       for d in (1, 2, 3) for lazy in ("", "Lazy")},
     "CTCLoss": [(_message("target labels must lie in"), "labels outside [0, C) are refused (torch does not check)")],
     "MultiLabelMarginLoss": [(_message("expected target of the input's shape"),
                               "the target takes the input's shape, as documented (torch takes (1,) for a 0-d input)")],
@@ -289,9 +289,9 @@ DELIBERATE_REFUSALS = {
     **{f"MaxUnpool{d}d": [(_message("has 0 elements"), "indices are checked even for an empty output plane")]
        for d in (1, 2, 3)},
 
-    **{f"InstanceNorm{d}d": [(lambda case, msg: _empty(case) and "expected input (N," in msg,
-                              "as BatchNorm: an empty input is still checked for its channel count")]
-       for d in (1, 2, 3)},
+    **{f"{lazy}InstanceNorm{d}d": [(lambda case, msg: _empty(case) and "expected input (N," in msg,
+                                    "as BatchNorm: an empty input is still checked for its channel count")]
+       for d in (1, 2, 3) for lazy in ("", "Lazy")},
     **{cell: [(lambda case, msg: np.ndim(case.inputs[0].value) == 1 and "expected h" in msg,
                "the state is unbatched when the input is (torch also takes a batched one)"),
               (lambda case, msg: np.ndim(case.inputs[0].value) == 1 and "expected c" in msg, "as for h")]
@@ -977,6 +977,50 @@ def _conv_transpose(draw, name):
     return Case(args=(cin, cout), kwargs=kwargs, inputs=(X(x),), call_kwargs=call, dtype=param_dtype(draw))
 
 
+def _lazy_case(case, name, first_shape):
+    """The eager ``case`` built from the lazy class, each library's module materialized on zeros of
+    ``first_shape`` (a valid input) first: the property case is the second call."""
+    eager_build = case.build
+
+    def build(lib):
+        args = case.args[1:]  # the lazy class takes no in_channels / num_features
+        m = getattr(lib, name)(*args, **case.kwargs) if eager_build is None else eager_build(lib)
+        with (torch.no_grad() if lib is torch.nn else torchlite.no_grad()):
+            m(torch.zeros(first_shape) if lib is torch.nn else np.zeros(first_shape, np.float32))
+        return m
+    return Case(args=case.args, kwargs=case.kwargs, inputs=case.inputs, call_kwargs=case.call_kwargs, train=case.train,
+                dtype=case.dtype, build=build)
+
+
+@spec("LazyConv1d", "LazyConv2d", "LazyConv3d", examples=15)
+@st.composite
+def _lazy_conv(draw, name):
+    case = draw(_conv(name[4:]))
+    return _lazy_case(case, name, (1, case.args[0]) + (6,) * _dims(name))
+
+
+@spec("LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d", examples=15)
+@st.composite
+def _lazy_conv_transpose(draw, name):
+    case = draw(_conv_transpose(name[4:]))
+    return _lazy_case(case, name, (1, case.args[0]) + (4,) * _dims(name))
+
+
+@spec("LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", examples=15)
+@st.composite
+def _lazy_batch_norm(draw, name):
+    case = draw(_batch_norm(name[4:]))
+    d = _dims(name)
+    return _lazy_case(case, name, (2, case.args[0]) + (2,) * max(d, 1))
+
+
+@spec("LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d", examples=15)
+@st.composite
+def _lazy_instance_norm(draw, name):
+    case = draw(_instance_norm(name[4:]))
+    return _lazy_case(case, name, (2, case.args[0]) + (3,) * _dims(name))
+
+
 # --------------------------------------------------------------------------------- pooling
 def _channels(draw):
     return draw(st.integers(1, 2))
@@ -1001,6 +1045,28 @@ def _max_pool(draw, name):
                   return_indices=draw(st.booleans()), ceil_mode=draw(st.booleans()))
     x = values(rng_of(draw), _spatial_input(draw, d, _channels(draw)), data_dtype(draw))
     return Case(kwargs=kwargs, inputs=(X(x),), dtype=param_dtype(draw))
+
+
+@spec("FractionalMaxPool2d", "FractionalMaxPool3d", examples=20)
+@st.composite
+def _fractional_max_pool(draw, name):
+    """Both libraries get the same window samples (``_random_samples``): torch's draws are its own."""
+    d = _dims(name)
+    c = _channels(draw)
+    kernel = _ints(draw, d, 1, 2)
+    kwargs = dict(kernel_size=kernel, return_indices=draw(st.booleans()))
+    if draw(st.booleans()):
+        kwargs["output_size"] = _ints(draw, d, 1, 2)
+    else:
+        kwargs["output_ratio"] = draw(st.sampled_from([0.5, 0.75, (0.5, 0.6, 0.7)[:d]]))
+    samples = np.random.default_rng(draw(st.integers(0, 99))).random((2, c, d))
+    x = values(rng_of(draw), _spatial_input(draw, d, c, 6), data_dtype(draw))
+    dtype = param_dtype(draw)
+
+    def build(lib):
+        arr = samples.astype(dtype)
+        return getattr(lib, name)(**kwargs, _random_samples=torch.from_numpy(arr) if lib is torch.nn else arr)
+    return Case(inputs=(X(x),), dtype=dtype, build=build)
 
 
 @spec("AvgPool1d", "AvgPool2d", "AvgPool3d", examples=25)

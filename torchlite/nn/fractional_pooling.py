@@ -35,6 +35,9 @@ class _FractionalMaxPoolNd(Module):
             self.output_ratio = ratio
 
     def forward(self, input):
+        samples = self._random_samples
+        if samples is not None and np.asarray(input).dtype.kind in "fiub":
+            input = np.asarray(input).astype(samples.dtype, copy=False)  # the layer's dtype, as parameters set it
         y, indices = F.fractional_max_pool_nd(input, self.dims, self.kernel_size, self.output_size, self.output_ratio,
                                               self._random_samples, who=repr(self))
         self.save_for_backward(indices, np.shape(input), y.dtype)
