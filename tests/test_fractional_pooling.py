@@ -254,13 +254,13 @@ def test_forward_errors():
 def test_module_casts_its_input_to_the_samples_dtype():
     """The samples are the layer's state: its input takes their dtype, as parameters set a layer's dtype."""
     pool = nn.FractionalMaxPool2d(2, output_size=3, _random_samples=np.full((1, 2, 2), 0.5))
+    y = pool(np.arange(2 * 36, dtype=np.float32).reshape(1, 2, 6, 6))
     assert y.dtype == np.float64 and y.shape == (1, 2, 3, 3)
 
 
 def test_random_samples_errors():
     x = np.zeros((2, 3, 8, 8), np.float32)
     cases = [
-        (np.zeros((2, 3, 2)), TypeError, "expected _random_samples of the input's dtype float32, got float64"),
         (np.zeros((1, 3, 2), np.float32), ValueError, r"shape \(N, 3, 2\) with N >= 2 .*got shape \(1, 3, 2\)"),
         (np.zeros((2, 4, 2), np.float32), ValueError, r"got shape \(2, 4, 2\)"),
         (np.zeros((2, 3, 3), np.float32), ValueError, r"got shape \(2, 3, 3\)"),
@@ -295,3 +295,12 @@ def test_functional_errors():
     with pytest.raises(ValueError, match=r"^fractional_max_pool2d_backward: expected grad_output of the indices' "
                                          r"shape \(1, 2, 3, 3\)"):
         F.fractional_max_pool2d_backward(np.zeros((1, 2, 3, 4)), np.zeros((1, 2, 3, 3), np.int64), x.shape)
+
+
+def test_functional_refuses_samples_of_another_dtype_as_torch():
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    with pytest.raises(TypeError, match="expected _random_samples of the input's dtype float32, got float64"):
+        F.fractional_max_pool2d(x, 2, output_size=3, _random_samples=np.full((1, 2, 2), 0.5))
+    with pytest.raises(RuntimeError, match="same dtype"):
+        torch.nn.functional.fractional_max_pool2d(torch.from_numpy(x), 2, output_size=3,
+                                                  _random_samples=torch.full((1, 2, 2), 0.5, dtype=torch.float64))
