@@ -425,3 +425,11 @@ def test_functional_backward_twins_match_torch_autograd():
             if ours is not None:
                 assert_close(ours, t.grad.numpy()[:ours.shape[0]] if name != "input" else t.grad.numpy(),
                              np.float64, f"case {i} grad of {name}")
+
+
+def test_sync_batch_norm_in_nn_is_batch_norm_in_one_process():
+    import torchlite.distributed as dist
+
+    assert nn.SyncBatchNorm is dist.SyncBatchNorm
+    x = np.random.default_rng(0).standard_normal((4, 3, 2, 2))
+    check_parity(nn.SyncBatchNorm(3), torch.nn.BatchNorm2d(3), x)

@@ -27,3 +27,11 @@ from .distance import *  # noqa: F401,F403
 from .pixelshuffle import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
 from . import utils  # noqa: E402
+
+
+def __getattr__(name):
+    """``nn.SyncBatchNorm`` as in torch; it lives in torchlite.distributed, which imports nn."""
+    if name == "SyncBatchNorm":
+        from ..distributed import SyncBatchNorm
+        return SyncBatchNorm
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
