@@ -2,9 +2,10 @@
 
 Each file holds one family of layers; its ``__all__`` lists what it exports here.
 """
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 from .module import IncompatibleKeys, Module, StateDictError
 from .container import ModuleDict, ModuleList, Sequential
+from .parameter_containers import *  # noqa: F401,F403
 from . import functional, init
 from .hooks import RemovableHandle
 from .linear import *  # noqa: F401,F403

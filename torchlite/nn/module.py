@@ -22,7 +22,7 @@ import numpy as np
 from .. import anomaly
 from ..grad_mode import is_grad_enabled
 from . import hooks as _hooks
-from .parameter import Parameter
+from .parameter import Buffer, Parameter
 
 
 class IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -239,6 +239,8 @@ class Module:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' "
                                 "(torchlite.nn.Module or None expected)")
             self._modules[name] = value
+        elif isinstance(value, Buffer):  # nn.Buffer: registered as register_buffer would, as a plain ndarray
+            self.register_buffer(name, np.asarray(value), value.persistent)
         elif self.__dict__.get("_buffers") is not None and name in self._buffers:
             if value is not None and not isinstance(value, np.ndarray):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (ndarray or None expected)")

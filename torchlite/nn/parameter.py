@@ -97,3 +97,20 @@ class Parameter:
     def __repr__(self):
         body = np.array2string(self.data, precision=4, threshold=20, edgeitems=2, prefix="Parameter containing:\n")
         return f"Parameter containing:\n{body} shape={self.data.shape} dtype={self.data.dtype}"
+
+
+class Buffer(np.ndarray):
+    """An array that a Module registers as a buffer when assigned as an attribute, as torch's nn.Buffer.
+
+    ``self.x = Buffer(arr, persistent=False)`` is ``self.register_buffer("x", arr, persistent=False)``:
+    the module keeps a plain ndarray view of ``arr`` (shared memory). ``data=None`` is an empty array.
+    """
+
+    def __new__(cls, data=None, *, persistent=True):
+        arr = np.empty(0, dtype=get_default_dtype()) if data is None else np.asarray(data)
+        buf = arr.view(cls)
+        buf.persistent = bool(persistent)
+        return buf
+
+    def __array_finalize__(self, obj):
+        self.persistent = getattr(obj, "persistent", True)
