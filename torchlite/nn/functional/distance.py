@@ -8,6 +8,11 @@ Gradients are torch's, including where they are a choice: the p-norm's subgradie
 the inf-norm's gradient is shared among tied maxima, and cosine_similarity clamps each norm at
 ``eps`` without telling the gradient (torch clamps under no_grad), so below ``eps`` the
 gradient is torch's rather than the derivative of the clamped formula.
+
+``pdist`` is the p-norm between every pair of rows of an (N, M) input, the condensed upper
+triangle; its backward is torch's ``_pdist_backward`` kernel, whose choices differ from the
+p-norm's above: every tied maximum of the inf norm gets the whole gradient, and p < 1 sends
+nothing to coordinates where the rows agree.
 """
 import math
 
@@ -15,7 +20,8 @@ import numpy as np
 
 from .activation import _as_float, _dim_index
 
-__all__ = ["pairwise_distance", "pairwise_distance_backward", "cosine_similarity", "cosine_similarity_backward"]
+__all__ = ["pairwise_distance", "pairwise_distance_backward", "cosine_similarity", "cosine_similarity_backward",
+           "pdist", "pdist_backward"]
 
 
 def _pair(who, x1, x2):
@@ -165,3 +171,76 @@ def cosine_similarity_backward(grad_output, x1, x2, dim=1, eps=1e-8):
     """Returns (grad_x1, grad_x2); ``grad_output`` is shaped like the similarity."""
     _, saved = _cosine_similarity(x1, x2, dim, eps, "cosine_similarity")
     return _cosine_similarity_backward(grad_output, saved, eps, np.shape(x1), np.shape(x2))
+
+
+# ----------------------------------------------------------------------------- pdist
+def _pdist_input(input, p):
+    """The input as a floating (N, M) array and p as a python float (a numpy p would upcast float32)."""
+    x = _as_float(input)
+    if x.ndim != 2:
+        raise ValueError(f"pdist: expected a 2-D input (N, M), got shape {x.shape}")
+    if not p >= 0:
+        raise ValueError(f"pdist: expected a non-negative p, got {p}")
+    return x, float(p)
+
+
+def _row_pairs(n):
+    """(i, slice of the condensed output) for each row i: its pairs with rows i+1..n-1, in torch's order."""
+    start = 0
+    for i in range(n - 1):
+        yield i, slice(start, start + n - 1 - i)
+        start += n - 1 - i
+
+
+def pdist(input, p=2):
+    """p-norm distance between every pair of rows: ``||x[i] - x[j]||_p`` for i < j, row-major.
+
+    p = 0 counts the coordinates that differ, p = inf takes the largest |difference|.
+    Shape: input (N, M) -> (N * (N - 1) / 2,).
+    """
+    x, p = _pdist_input(input, p)
+    n = x.shape[0]
+    out = np.zeros(n * (n - 1) // 2, dtype=x.dtype)
+    if x.shape[1] == 0:
+        return out
+    with np.errstate(divide="ignore", over="ignore"):
+        for i, seg in _row_pairs(n):
+            out[seg] = _vector_norm(x[i] - x[i + 1:], p)[:, 0]
+    return out
+
+
+def _pdist_pair_backward(d, g, dist, p):
+    """torch's per-pair gradient w.r.t. the first row for differences ``d`` (K, M), grad and distance (K, 1)."""
+    if p == 1:
+        return np.sign(d) * g
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if math.isinf(p):
+            return g * np.sign(d) * (np.abs(d) == dist)
+        if p < 2:
+            result = np.sign(d) * np.abs(d) ** (p - 1) * g / dist ** (p - 1)
+            if p < 1:
+                result[d == 0] = 0
+        elif p == 2:
+            result = g * d / dist
+        else:
+            result = d * np.abs(d) ** (p - 2) * g / dist ** (p - 1)
+    result[np.broadcast_to(dist == 0, result.shape)] = 0
+    return result
+
+
+def pdist_backward(grad_output, input, p=2):
+    """dLoss/dinput (N, M) of ``pdist`` from ``grad_output`` (N * (N - 1) / 2,).
+
+    Pair (i, j) adds its gradient to row i and subtracts it from row j; p = 0 passes none.
+    """
+    x, p = _pdist_input(input, p)
+    dist = pdist(x, p)
+    g = np.asarray(grad_output, dtype=x.dtype).reshape(dist.shape)
+    dx = np.zeros_like(x)
+    if p == 0 or x.size == 0:
+        return dx
+    for i, seg in _row_pairs(x.shape[0]):
+        part = _pdist_pair_backward(x[i] - x[i + 1:], g[seg, None], dist[seg, None], p)
+        dx[i] += part.sum(axis=0)
+        dx[i + 1:] -= part
+    return dx

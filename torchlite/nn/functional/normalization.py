@@ -1,4 +1,4 @@
-"""Normalization math: batch, instance, layer, group, RMS and local response norm.
+"""Normalization math: batch, instance, layer, group, RMS and local response norm, and L_p normalize.
 
 Every forward takes torch's arguments and returns the output. With ``return_saved=True`` it
 returns ``(output, *stats)``, the statistics its ``*_backward`` twin takes after
@@ -14,10 +14,14 @@ import math
 
 import numpy as np
 
+from .._checks import IndexRangeError
+from .distance import _vector_norm, _vector_norm_backward
+
 __all__ = [
     "batch_norm", "batch_norm_backward", "instance_norm", "instance_norm_backward",
     "layer_norm", "layer_norm_backward", "group_norm", "group_norm_backward",
     "rms_norm", "rms_norm_backward", "local_response_norm", "local_response_norm_backward",
+    "normalize", "normalize_backward",
 ]
 
 
@@ -405,3 +409,79 @@ def local_response_norm_backward(grad_output, input, base, size, alpha=1e-4, bet
     dx = gv * inv_pow
     dx -= (2 * alpha * beta / size) * xv * _window_sum(t, (size - 1) // 2, size // 2)
     return dx.reshape(x.shape)
+
+
+# ------------------------------------------------------------------------------- L_p normalize
+def _norm_axes(dim, ndim):
+    """``dim`` (an int or a sequence of ints; an empty one means every dim) as sorted axes of an ndim array."""
+    rank = max(ndim, 1)  # a 0-d array takes dim 0 or -1, as torch's
+    dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
+    axes = []
+    for d in dims:
+        if not -rank <= d < rank:
+            raise IndexRangeError(f"normalize: Dimension out of range (expected to be in range of [{-rank}, "
+                                  f"{rank - 1}], but got {d})")
+        if d % rank in axes:
+            raise ValueError(f"normalize: dim {d % rank} appears multiple times in the list of dims")
+        axes.append(d % rank)
+    if not ndim:
+        return ()
+    return tuple(sorted(axes)) if axes else tuple(range(ndim))
+
+
+def _as_rows(x, axes):
+    """``x`` with ``axes`` moved last and merged into one: (*rest, K), and the moved shape to undo it."""
+    moved = np.moveaxis(x, axes, range(x.ndim - len(axes), x.ndim))
+    rest = moved.shape[:x.ndim - len(axes)]
+    return moved.reshape(rest + (math.prod(moved.shape[len(rest):]),)), moved.shape
+
+
+def _from_rows(rows, moved_shape, axes):
+    """Undo ``_as_rows``: (*rest, K) back to the original layout."""
+    ndim = len(moved_shape)
+    return np.moveaxis(rows.reshape(moved_shape), range(ndim - len(axes), ndim), axes)
+
+
+def _lp_norm(x, p, axes):
+    """(rows, row norms (*rest, 1), the norms shaped as x with ``axes`` kept at size 1, moved shape)."""
+    rows, moved_shape = _as_rows(x, axes)
+    if (p < 0 or math.isinf(p)) and rows.shape[-1] == 0:  # these norms have no value over nothing (torch agrees)
+        raise ValueError(f"normalize: cannot take the {p} norm over empty dims {axes} of input shape {x.shape}")
+    with np.errstate(divide="ignore", over="ignore"):  # a negative p sends zeros to inf on the way to norm 0
+        norm = _vector_norm(rows, p)
+    return rows, norm, np.expand_dims(norm[..., 0], axes), moved_shape
+
+
+def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
+    """v / max(||v||_p, eps) for each vector v along ``dim`` (an int or a tuple of ints).
+
+    p may be any float: 0 counts non-zeros, +-inf take the largest/smallest |v_i|.
+    ``out=`` (torch's non-differentiable variant) is not supported.
+    Shape: input (*) -> output (*), the same shape.
+    """
+    if out is not None:
+        raise NotImplementedError("normalize: out= is not supported; use the returned array")
+    x = _float(input)
+    _, _, norm, _ = _lp_norm(x, float(p), _norm_axes(dim, x.ndim))
+    return np.asarray(x / np.maximum(norm, float(eps)))  # asarray: 0-d arithmetic gives numpy scalars
+
+
+def normalize_backward(grad_output, input, p=2.0, dim=1, eps=1e-12):
+    """dLoss/dinput of ``normalize`` from ``grad_output`` (the input's shape).
+
+    Through y = x / c, c = max(||x||_p, eps): the clamp passes the gradient where the norm is
+    at least ``eps``, and the norm's own gradient is torch's (0 at a zero vector, shared by ties of inf).
+    """
+    x = _float(input)
+    p = float(p)
+    axes = _norm_axes(dim, x.ndim)
+    rows, row_norm, norm, moved_shape = _lp_norm(x, p, axes)
+    g = np.asarray(grad_output, dtype=x.dtype)
+    eps = float(eps)  # a numpy float64 eps would upcast float32
+    c = np.maximum(norm, eps)
+    dx = g / c
+    dc = -(g * (x / c / c)).sum(axis=axes, keepdims=True)
+    dc = dc * (norm >= eps)
+    dnorm_rows = _as_rows(dc, axes)[0]
+    dx = dx + _from_rows(_vector_norm_backward(dnorm_rows, rows, row_norm, p), moved_shape, axes)
+    return np.asarray(dx)
