@@ -31,7 +31,8 @@ __all__ = [
     "softshrink", "softshrink_backward", "hardshrink", "hardshrink_backward", "logsigmoid", "logsigmoid_backward",
     "prelu", "prelu_backward", "threshold", "threshold_backward", "softmax", "softmax_backward",
     "log_softmax", "log_softmax_backward", "softmin", "softmin_backward", "rrelu", "rrelu_backward",
-    "glu", "glu_backward",
+    "glu", "glu_backward", "gumbel_softmax", "gumbel_softmax_backward",
+    "relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_", "selu_", "celu_", "rrelu_",
 ]
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -728,8 +729,116 @@ def glu_backward(grad_output, input, dim=-1):
     return np.concatenate([da, db], axis=axis)
 
 
-# Every function here takes 0-d input, as torch's do (see zero_d_safe); the softmax forwards
-# handle it themselves, and a wrapper frame would misplace their deprecation warning.
-for _name in set(__all__) - {"softmax", "log_softmax", "softmin"}:
+# ----------------------------------------------------------------------------- Gumbel-softmax
+def _gumbel_noise(shape, dtype):
+    """Gumbel(0, 1) samples -log(E), E ~ Exp(1), as torch draws them, from torchlite's generator."""
+    draw = dtype if dtype in (np.float32, np.float64) else np.float32
+    e = get_generator().standard_exponential(shape, dtype=draw).astype(dtype, copy=False)
+    return np.negative(np.log(e, out=e), out=e)
+
+
+def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1, *, return_soft=False, _gumbels=None):
+    """A sample softmax((logits + g) / tau) along ``dim``, g ~ Gumbel(0, 1) per element.
+
+    ``hard=True`` returns the one-hot of each sample's argmax, written as torch's straight-through
+    ``(y_hard - y_soft) + y_soft``, and is differentiated as the soft sample. ``return_soft=True``
+    returns ``(output, y_soft)``: y_soft is what ``gumbel_softmax_backward`` takes. The noise comes
+    from ``torchlite.random.get_generator()``; ``_gumbels`` (logits' shape) replaces it, for tests.
+    ``eps`` is deprecated and unused, as in torch.
+    Shape: logits (*) -> (*), the same shape.
+    """
+    if eps != 1e-10:
+        warnings.warn("`eps` parameter is deprecated and has no effect.", stacklevel=2)
+    x = _as_float(logits)
+    shape = x.shape
+    x = x.reshape(1) if x.ndim == 0 else x  # one class: the sample is 1
+    axis = _softmax_dim("gumbel_softmax", dim, x.ndim, 3)
+    if _gumbels is None:
+        z = _gumbel_noise(x.shape, x.dtype)
+    else:
+        z = np.array(_gumbels, dtype=x.dtype)
+        if z.shape != shape:
+            raise ValueError(f"gumbel_softmax: expected _gumbels of the logits' shape {shape}, got {z.shape}")
+        z = z.reshape(x.shape)
+    z += x
+    z /= float(tau)
+    soft = _softmax(z, axis)
+    out = soft
+    if hard:
+        out = np.zeros_like(soft)
+        np.put_along_axis(out, np.argmax(soft, axis=axis, keepdims=True), 1, axis=axis)
+        out -= soft
+        out += soft
+    out, soft = out.reshape(shape), soft.reshape(shape)
+    return (out, soft) if return_soft else out
+
+
+def gumbel_softmax_backward(grad_output, soft, tau=1, dim=-1):
+    """dLoss/dlogits of ``gumbel_softmax`` from the soft sample (hard or not: straight-through).
+
+    dlogits = softmax_backward(grad, y_soft) / tau.
+    """
+    dx = softmax_backward(grad_output, soft, dim)
+    dx /= float(tau)
+    return dx
+
+
+# ----------------------------------------------------------------------------- in-place aliases
+def _inplace(name, input, *args):
+    """``name(input, *args, inplace=True)`` on ``input`` itself, which must be a floating ndarray; returns it."""
+    if not isinstance(input, np.ndarray) or input.dtype.kind != "f":
+        got = f"dtype {input.dtype}" if isinstance(input, np.ndarray) else type(input).__name__
+        raise TypeError(f"{name}_: expected a floating-point ndarray to modify in place, got {got}")
+    globals()[name](input, *args, inplace=True)  # looked up at call time: the 0-d safe wrapper installed below
+    return input
+
+
+def relu_(input):
+    """In-place ``relu``: returns ``input``, overwritten."""
+    return _inplace("relu", input)
+
+
+def elu_(input, alpha=1.0):
+    """In-place ``elu``: returns ``input``, overwritten."""
+    return _inplace("elu", input, alpha)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    """In-place ``leaky_relu``: returns ``input``, overwritten."""
+    return _inplace("leaky_relu", input, negative_slope)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    """In-place ``hardtanh``: returns ``input``, overwritten."""
+    return _inplace("hardtanh", input, min_val, max_val)
+
+
+def threshold_(input, threshold, value):
+    """In-place ``threshold``: returns ``input``, overwritten."""
+    return _inplace("threshold", input, threshold, value)
+
+
+def selu_(input):
+    """In-place ``selu``: returns ``input``, overwritten."""
+    return _inplace("selu", input)
+
+
+def celu_(input, alpha=1.0):
+    """In-place ``celu``: returns ``input``, overwritten."""
+    return _inplace("celu", input, alpha)
+
+
+def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
+    """In-place ``rrelu`` (noise from torchlite's generator in training): returns ``input``, overwritten."""
+    return _inplace("rrelu", input, lower, upper, training)
+
+
+_SELF_0D = {"softmax", "log_softmax", "softmin", "gumbel_softmax",
+            "relu_", "elu_", "leaky_relu_", "hardtanh_", "threshold_", "selu_", "celu_", "rrelu_"}
+
+# Every function here takes 0-d input, as torch's do (see zero_d_safe); those in _SELF_0D handle it
+# themselves: a wrapper frame would misplace the softmaxes' deprecation warnings, and the
+# in-place aliases return the very array they were given.
+for _name in set(__all__) - _SELF_0D:
     globals()[_name] = zero_d_safe(globals()[_name])
 del _name
