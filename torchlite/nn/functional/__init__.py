@@ -18,3 +18,4 @@ from .recurrent import *  # noqa: F401,F403
 from .distance import *  # noqa: F401,F403
 from .pixelshuffle import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
+from .vision import *  # noqa: F401,F403
