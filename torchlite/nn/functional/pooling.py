@@ -13,7 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from .conv import _ntuple
-from .upsampling import interpolate, interpolate_backward
+from .upsampling import interpolate, interpolate_backward, upsample, upsample_bilinear, upsample_nearest
 
 __all__ = [
     "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices",
@@ -24,6 +24,8 @@ __all__ = [
     "adaptive_max_pool_nd", "adaptive_max_pool_nd_backward", "max_unpool1d", "max_unpool2d", "max_unpool3d",
     "max_unpool_nd", "max_unpool_nd_backward", "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool_nd",
     "lp_pool_nd_backward", "interpolate", "interpolate_backward", "PoolContext",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
+    "upsample", "upsample_nearest", "upsample_bilinear",
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -528,6 +530,21 @@ def adaptive_max_pool2d(input, output_size, return_indices=False):
 def adaptive_max_pool3d(input, output_size, return_indices=False):
     """Adaptive max pooling: (N, C, D, H, W) -> (N, C, *output_size); with ``return_indices`` also the indices."""
     return adaptive_max_pool_nd(input, 3, output_size, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=False):
+    """(output, indices) of ``adaptive_max_pool1d``, whatever ``return_indices`` says (as torch)."""
+    return adaptive_max_pool_nd(input, 1, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=False):
+    """(output, indices) of ``adaptive_max_pool2d``, whatever ``return_indices`` says (as torch)."""
+    return adaptive_max_pool_nd(input, 2, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
+    """(output, indices) of ``adaptive_max_pool3d``, whatever ``return_indices`` says (as torch)."""
+    return adaptive_max_pool_nd(input, 3, output_size, True)
 
 
 # ------------------------------------------------------------------------------ max unpooling

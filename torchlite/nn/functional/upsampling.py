@@ -5,16 +5,19 @@ gathers (nearest: one source index per output position; linear: two taps; bicubi
 antialiased: as many as the stretched filter covers), so the backward is the matching
 scatter-add per axis. Source indices follow torch's CPU
 kernels, including their float32 arithmetic, so the same pixels are picked.
-(Exported through ``functional.pooling``; 'area' is adaptive average pooling.)
+(Exported through ``functional.pooling``; 'area' is adaptive average pooling.) The deprecated
+``upsample``, ``upsample_nearest`` and ``upsample_bilinear`` are torch's thin aliases of it.
 """
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
 
 from .padding import _take_backward
 
-__all__ = ["interpolate", "interpolate_backward", "InterpolateContext"]
+__all__ = ["interpolate", "interpolate_backward", "InterpolateContext", "upsample", "upsample_nearest",
+           "upsample_bilinear"]
 
 InterpolateContext = namedtuple("InterpolateContext", ["mode", "input_shape", "dtype", "steps"])
 InterpolateContext.__doc__ = "Per-axis resampling steps of one interpolate call, for its backward."
@@ -235,3 +238,24 @@ def interpolate_backward(grad_output, ctx):
             total = part if total is None else total + part
         grad = total
     return grad.copy() if grad is grad_output else grad
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None, *, return_context=False):
+    """Deprecated: ``interpolate(input, size, scale_factor, mode, align_corners)``, with a warning as torch's."""
+    warnings.warn("`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.", stacklevel=2)
+    return interpolate(input, size, scale_factor, mode, align_corners, return_context=return_context)
+
+
+def upsample_nearest(input, size=None, scale_factor=None, *, return_context=False):
+    """Deprecated: ``interpolate(input, size, scale_factor, mode='nearest')``, with a warning as torch's."""
+    warnings.warn("`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="nearest", return_context=return_context)
+
+
+def upsample_bilinear(input, size=None, scale_factor=None, *, return_context=False):
+    """Deprecated: ``interpolate(input, size, scale_factor, mode='bilinear', align_corners=True)``, with a
+    warning as torch's. Shape: (N, C, H, W) -> (N, C, H_out, W_out)."""
+    warnings.warn("`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+                  stacklevel=2)
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True, return_context=return_context)
