@@ -4,21 +4,79 @@ A subclass passes its hyperparameter ``defaults`` to ``Optimizer.__init__`` and 
 ``_step_group(group, params)``, which updates ``p.data`` in place for the parameters of one group
 that have a gradient. Updates stay in the parameter's dtype: hyperparameters are Python floats
 (NumPy casts them to the array's dtype) and results are written with ``out=``.
+
+Hooks, as torch's: ``register_step_pre_hook`` / ``register_step_post_hook`` on one optimizer and
+``register_optimizer_step_pre_hook`` / ``register_optimizer_step_post_hook`` on all of them run
+around every ``step`` (a subclass's own ``step`` is wrapped at class creation, and a ``step`` that
+calls ``super().step()`` runs them once); ``register_(load_)state_dict_pre/post_hook`` run around
+``state_dict`` and ``load_state_dict``. Each returns a ``RemovableHandle``.
 """
 import copy
+import functools
 import numbers
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from itertools import chain
 
 import numpy as np
 
 from .._dtype import get_default_dtype
 from ..grad_mode import enable_grad
+from ..nn.hooks import add_hook
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 
-__all__ = ["Optimizer", "required"]
+__all__ = ["Optimizer", "required", "register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"]
+
+_global_optimizer_pre_hooks = OrderedDict()
+_global_optimizer_post_hooks = OrderedDict()
+
+
+def register_optimizer_step_pre_hook(hook):
+    """Register ``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)`` before every optimizer's step.
+
+    ``args`` starts with the optimizer itself, as torch's. Global pre-hooks run before each
+    optimizer's own. Returns a ``RemovableHandle``.
+    """
+    return add_hook(_global_optimizer_pre_hooks, hook, False)
+
+
+def register_optimizer_step_post_hook(hook):
+    """Register ``hook(optimizer, args, kwargs)`` after every optimizer's step (after each optimizer's own).
+
+    Returns a ``RemovableHandle``.
+    """
+    return add_hook(_global_optimizer_post_hooks, hook, False)
+
+
+def _hooked_step(step):
+    """Wrap a ``step`` so the step hooks run around the outermost call, as torch's ``profile_hook_step``."""
+
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        hooked = (_global_optimizer_pre_hooks or _global_optimizer_post_hooks or self._optimizer_step_pre_hooks
+                  or self._optimizer_step_post_hooks)
+        if not hooked or self.__dict__.get("_in_hooked_step"):
+            return step(self, *args, **kwargs)
+        args = (self, *args)
+        for hook in chain(list(_global_optimizer_pre_hooks.values()), list(self._optimizer_step_pre_hooks.values())):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(f"optimizer step pre-hook {hook!r} must return None or a tuple of "
+                                       f"(new_args, new_kwargs), but got {result!r}")
+                args, kwargs = result
+        self._in_hooked_step = True  # a super().step() call inside runs no hooks again
+        try:
+            out = step(*args, **kwargs)
+        finally:
+            self._in_hooked_step = False
+        for hook in chain(list(self._optimizer_step_post_hooks.values()), list(_global_optimizer_post_hooks.values())):
+            hook(self, args, kwargs)
+        return out
+
+    wrapper._step_hooked = True
+    return wrapper
 
 
 class _RequiredParameter:
@@ -105,6 +163,12 @@ class Optimizer:
 
     def __init__(self, params, defaults):
         self.defaults = defaults
+        self._optimizer_step_pre_hooks = OrderedDict()
+        self._optimizer_step_post_hooks = OrderedDict()
+        self._optimizer_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_state_dict_post_hooks = OrderedDict()
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
         self.state = defaultdict(dict)
         self.param_groups = []
         if isinstance(params, (Parameter, np.ndarray, Module)) or not hasattr(params, "__iter__"):
@@ -118,6 +182,12 @@ class Optimizer:
             param_groups = [{"params": param_groups}]
         for param_group in param_groups:
             self.add_param_group(param_group)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("step")
+        if own is not None and not getattr(own, "_step_hooked", False):
+            cls.step = _hooked_step(own)
 
     def __repr__(self):
         lines = [self.__class__.__name__ + " ("]
@@ -183,6 +253,7 @@ class Optimizer:
                     else:
                         p.grad.fill(0)
 
+    @_hooked_step
     def step(self, closure=None):
         """Perform one optimization step.
 
@@ -207,6 +278,37 @@ class Optimizer:
         """Update, in place, the ``params`` (all with gradients) of one group."""
         raise NotImplementedError(f"{type(self).__name__} must implement _step_group or step")
 
+    # hooks --------------------------------------------------------------------------------
+    def register_step_pre_hook(self, hook):
+        """``hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs)`` before each ``step``.
+
+        ``args`` starts with the optimizer itself (as torch's); returned args and kwargs replace
+        the call's. Runs after the global pre-hooks. Returns a ``RemovableHandle``.
+        """
+        return add_hook(self._optimizer_step_pre_hooks, hook, False)
+
+    def register_step_post_hook(self, hook):
+        """``hook(optimizer, args, kwargs)`` after each ``step``, before the global post-hooks."""
+        return add_hook(self._optimizer_step_post_hooks, hook, False)
+
+    def register_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` before ``state_dict`` builds the dict (first if ``prepend``)."""
+        return add_hook(self._optimizer_state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict) -> state_dict or None`` after ``state_dict``: it may edit the dict
+        in place or return a new one."""
+        return add_hook(self._optimizer_state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook, prepend=False):
+        """``hook(optimizer, state_dict) -> state_dict or None`` before ``load_state_dict``: it gets a
+        shallow copy of the user's dict, may edit it in place or return the dict to load."""
+        return add_hook(self._optimizer_load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook, prepend=False):
+        """``hook(optimizer)`` after ``load_state_dict`` has loaded the state."""
+        return add_hook(self._optimizer_load_state_dict_post_hooks, hook, prepend)
+
     # state_dict ---------------------------------------------------------------------------
     def state_dict(self):
         """The optimizer state as torch lays it out.
@@ -215,6 +317,8 @@ class Optimizer:
         are numbered in group order. The state arrays are the optimizer's own (not copies),
         like torch's; ``torchlite.save`` writes them as they are at that moment.
         """
+        for hook in list(self._optimizer_state_dict_pre_hooks.values()):
+            hook(self)
         mapping = {}
         start = 0
         groups = []
@@ -225,7 +329,12 @@ class Optimizer:
             start += len(packed["params"])
             groups.append(packed)
         state = {(mapping[id(k)] if isinstance(k, Parameter) else k): dict(v) for k, v in self.state.items()}
-        return {"state": state, "param_groups": groups}
+        state_dict = {"state": state, "param_groups": groups}
+        for hook in list(self._optimizer_state_dict_post_hooks.values()):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict):
         """Load a state from ``state_dict()`` (also torch's, converted with ``.numpy()``).
@@ -236,6 +345,12 @@ class Optimizer:
         numbers there become 0-d arrays of float32 (float64 under a float64 default dtype).
         """
         name = f"{type(self).__name__}.load_state_dict"
+        if isinstance(state_dict, dict):
+            state_dict = state_dict.copy()  # the pre-hooks may edit it, never the caller's dict
+            for hook in list(self._optimizer_load_state_dict_pre_hooks.values()):
+                result = hook(self, state_dict)
+                if result is not None:
+                    state_dict = result
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError(f"{name}: expected a dict with 'state' and 'param_groups', "
                              f"got {_typename(state_dict)}" + (f" with keys {sorted(map(str, state_dict))}"
@@ -267,6 +382,8 @@ class Optimizer:
             new_groups.append(new_group)
         self.state = state
         self.param_groups = new_groups
+        for hook in list(self._optimizer_load_state_dict_post_hooks.values()):
+            hook(self)
 
     def _load_param_state(self, p, index, saved, name):
         if not isinstance(saved, dict):
