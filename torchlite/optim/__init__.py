@@ -1,5 +1,6 @@
 """Optimizers and learning-rate schedulers (``torchlite.optim``), with torch's names, defaults and rules."""
 from . import lr_scheduler
+from . import swa_utils
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam
