@@ -21,9 +21,7 @@ scheduler state, the epoch, the metrics history and the random generator's state
 run is bit for bit the run that was not interrupted. The flags are those of
 examples/mnist_fnn.py, with ``--model``, ``--channels`` and ``--hidden`` for the architecture.
 """
-import argparse
 import contextlib
-import importlib.util
 import os
 import sys
 import time
@@ -37,13 +35,11 @@ except ImportError:  # run from a checkout that was not pip-installed
     import torchlite
 import torchlite.nn as nn
 import torchlite.optim as optim
-from torchlite.data import DataLoader, Subset
-from torchlite.data.datasets import MNIST, DatasetNotFoundError, FashionMNIST
+from _common import (add_optimizer_args, add_run_args, add_training_args, check_plot, checkpoint_state, end_epoch,
+                     evaluate, load_mnist, make_optimizer, report, restore, resume_settings, run_parser)
+from torchlite.data import DataLoader
 from torchlite.progress import History, ProgressBar
 
-REPO_DATA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "data"))
-DATASETS = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 MEAN, STD = np.float32(0.1307), np.float32(0.3081)  # MNIST pixel statistics, as torch's examples use
 # What defines a run: on --resume these come from the checkpoint, not from the command line.
 RUN_SETTINGS = ("model", "batch_size", "lr", "lr_decay", "optimizer", "momentum", "weight_decay", "channels",
@@ -79,44 +75,21 @@ def build_model(name="cnn", channels=(32, 64), hidden=128, dropout=0.25, classes
     return model
 
 
-def make_optimizer(args, params):
-    if args.optimizer == "sgd":
-        return optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0,
-                         weight_decay=args.weight_decay)
-    if args.optimizer == "rmsprop":
-        return optim.RMSprop(params, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    cls = optim.Adam if args.optimizer == "adam" else optim.AdamW
-    return cls(params, lr=args.lr, weight_decay=args.weight_decay)
-
-
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = run_parser(__doc__)
     p.add_argument("--model", choices=("cnn", "lenet"), default="cnn")
-    p.add_argument("--epochs", type=int, default=5, help="train up to this epoch (counting resumed ones)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--lr-decay", type=float, default=0.6, help="learning rate factor after each epoch")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--momentum", type=float, default=0.9, help="for sgd and rmsprop")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    add_training_args(p, epochs=5, batch_size=64, lr=2e-3)
+    add_optimizer_args(p)
     p.add_argument("--channels", type=int, nargs="+", default=[32, 64], help="output channels of each conv block")
     p.add_argument("--hidden", type=int, default=128, help="width of the hidden linear layer")
     p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=REPO_DATA, help="folder holding mnist/ (and fashion-mnist/)")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    p.add_argument("--limit-train", type=int, default=None, help="train on the first N training images only")
-    p.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here after every epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
-    p.add_argument("--plot", metavar="PATH", help="save loss and accuracy curves as a PNG (needs matplotlib)")
+    add_run_args(p, plot=True)
     p.add_argument("--distributed", action="store_true",
                    help="data-parallel over the ranks of mpiexec -n N (--batch-size is the global batch)")
     p.add_argument("--detect-anomaly", action="store_true",
                    help="check every layer's outputs and gradients for NaN/inf (slower)")
     args = p.parse_args(argv)
-    if args.plot and importlib.util.find_spec("matplotlib") is None:
-        p.error("--plot needs matplotlib: pip install matplotlib")
+    check_plot(p, args)
     if not 1 <= len(args.channels) <= 4:
         p.error("--channels: 1 to 4 conv blocks (each halves the 28-pixel image)")
     return args
@@ -147,35 +120,11 @@ def train_epoch(model, criterion, opt, loader, epoch, epochs):
     return bar, loss_sum / seen, correct / seen
 
 
-def evaluate(model, criterion, loader):
-    """(mean loss, accuracy) over ``loader`` in eval mode, without keeping anything for backward."""
-    model.eval()
-    loss_sum = correct = seen = 0
-    with torchlite.no_grad():
-        for x, y in loader:
-            logits = model(normalize(x))
-            loss_sum += float(criterion(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    return loss_sum / seen, correct / seen
-
-
 def main(argv=None):
     args = parse_args(argv)
-    ckpt = torchlite.load(args.resume) if args.resume else None
-    if ckpt is not None:
-        for key in RUN_SETTINGS:
-            setattr(args, key, ckpt["args"][key])
-
+    ckpt = resume_settings(args, RUN_SETTINGS)
     torchlite.manual_seed(args.seed)
-    dataset = DATASETS[args.dataset]
-    try:
-        train_set = dataset(root=args.data, train=True)
-        test_set = dataset(root=args.data, train=False)
-    except DatasetNotFoundError as e:
-        sys.exit(str(e))
-    if args.limit_train:
-        train_set = Subset(train_set, range(min(args.limit_train, len(train_set))))
+    train_set, test_set = load_mnist(args)
     sampler, world, save = None, 1, torchlite.save
     if args.distributed:
         import torchlite.distributed as dist
@@ -191,15 +140,7 @@ def main(argv=None):
     opt = make_optimizer(args, model.parameters())
     scheduler = optim.lr_scheduler.ExponentialLR(opt, gamma=args.lr_decay)
     history = History()
-    start = 1
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history.load_state_dict(ckpt["history"])
-        torchlite.set_rng_state(ckpt["rng"])
-        start = ckpt["epoch"] + 1
-        print(f"resuming {args.resume} after epoch {ckpt['epoch']} (run settings from the checkpoint)")
+    start = restore(ckpt, args.resume, model, opt, scheduler, history)
     print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test images; model {model}; "
           f"{args.optimizer} lr {args.lr} decay {args.lr_decay}/epoch, batch {args.batch_size}")
 
@@ -213,23 +154,11 @@ def main(argv=None):
             bar, train_loss, train_acc = train_epoch(trainer, criterion, opt, train_loader, epoch, args.epochs)
             if args.distributed:
                 train_loss, train_acc = dist.all_reduce_mean(train_loss), dist.all_reduce_mean(train_acc)
-            test_loss, test_acc = evaluate(model, criterion, test_loader)
-            lr = scheduler.get_last_lr()[0]
-            scheduler.step()
-            history.append(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
-                           test_acc=test_acc, lr=lr)
-            bar.close(train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
+            test_loss, test_acc = evaluate(model, criterion, test_loader, normalize)
+            end_epoch(history, scheduler, bar, epoch, train_loss, train_acc, test_loss, test_acc)
             if args.save:
-                save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                      "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history.state_dict(),
-                      "rng": torchlite.get_rng_state(),
-                      "args": {k: getattr(args, k) for k in RUN_SETTINGS}}, args.save)
-    if len(history):
-        print(f"test accuracy {100 * history['test_acc'][-1]:.2f}% after epoch {history['epoch'][-1]} "
-              f"({time.perf_counter() - started:.1f} s)")
-    if args.plot:
-        history.plot(args.plot)
-        print(f"curves saved to {args.plot}")
+                save(checkpoint_state(model, opt, scheduler, epoch, history, args, RUN_SETTINGS), args.save)
+    report(history, started, args.plot)
     return history
 
 

@@ -9,7 +9,6 @@ state h_n goes to a Linear layer that gives the class logits. Backward shows the
 API: no gradient reaches the per-step outputs (None), only h_n, and backpropagation through
 time runs inside ``rnn.backward``. Gradients are clipped by global norm before each Adam step.
 """
-import argparse
 import os
 import sys
 import time
@@ -23,12 +22,11 @@ except ImportError:  # run from a checkout that was not pip-installed
     import torchlite
 import torchlite.nn as nn
 import torchlite.optim as optim
-from torchlite.data import DataLoader, Subset
-from torchlite.data.datasets import MNIST, DatasetNotFoundError, FashionMNIST
+from _common import (add_run_args, add_training_args, checkpoint_state, end_epoch, evaluate, load_mnist, report,
+                     restore, resume_settings, run_parser)
+from torchlite.data import DataLoader
 from torchlite.progress import History, ProgressBar
 
-REPO_DATA = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "data"))
-DATASETS = {"mnist": MNIST, "fashion-mnist": FashionMNIST}
 # What defines a run: on --resume these come from the checkpoint, not from the command line.
 RUN_SETTINGS = ("model", "batch_size", "lr", "lr_decay", "hidden", "layers", "clip", "seed", "dataset", "limit_train")
 
@@ -57,22 +55,13 @@ class RowReader(nn.Module):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = run_parser(__doc__)
     p.add_argument("--model", choices=("lstm", "gru"), default="lstm")
-    p.add_argument("--epochs", type=int, default=3, help="train up to this epoch (counting resumed ones)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=5e-3)
-    p.add_argument("--lr-decay", type=float, default=0.6, help="learning rate factor after each epoch")
+    add_training_args(p, epochs=3, batch_size=128, lr=5e-3)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=1)
     p.add_argument("--clip", type=float, default=1.0, help="max global gradient norm (0: no clipping)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data", default=REPO_DATA, help="folder holding mnist/ (and fashion-mnist/)")
-    p.add_argument("--dataset", choices=sorted(DATASETS), default="mnist")
-    p.add_argument("--limit-train", type=int, default=None, help="train on the first N training images only")
-    p.add_argument("--save", metavar="PATH", help="write a checkpoint (.npz) here after every epoch")
-    p.add_argument("--resume", metavar="PATH", help="continue the run saved in this checkpoint")
+    add_run_args(p)
     return p.parse_args(argv)
 
 
@@ -104,34 +93,11 @@ def train_epoch(model, criterion, opt, loader, clip, epoch, epochs):
     return bar, loss_sum / seen, correct / seen
 
 
-def evaluate(model, criterion, loader):
-    """(mean loss, accuracy) over ``loader``, without keeping anything for backward."""
-    model.eval()
-    loss_sum = correct = seen = 0
-    with torchlite.no_grad():
-        for x, y in loader:
-            logits = model(rows(x))
-            loss_sum += float(criterion(logits, y)) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-    return loss_sum / seen, correct / seen
-
-
 def main(argv=None):
     args = parse_args(argv)
-    ckpt = torchlite.load(args.resume) if args.resume else None
-    if ckpt is not None:
-        for key in RUN_SETTINGS:
-            setattr(args, key, ckpt["args"][key])
-
+    ckpt = resume_settings(args, RUN_SETTINGS)
     torchlite.manual_seed(args.seed)
-    try:
-        train_set = DATASETS[args.dataset](root=args.data, train=True)
-        test_set = DATASETS[args.dataset](root=args.data, train=False)
-    except DatasetNotFoundError as e:
-        sys.exit(str(e))
-    if args.limit_train:
-        train_set = Subset(train_set, range(min(args.limit_train, len(train_set))))
+    train_set, test_set = load_mnist(args)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True)
     test_loader = DataLoader(test_set, batch_size=1000)
 
@@ -140,35 +106,18 @@ def main(argv=None):
     opt = optim.Adam(model.parameters(), lr=args.lr)
     scheduler = optim.lr_scheduler.ExponentialLR(opt, gamma=args.lr_decay)
     history = History()
-    start = 1
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        history.load_state_dict(ckpt["history"])
-        torchlite.set_rng_state(ckpt["rng"])
-        start = ckpt["epoch"] + 1
-        print(f"resuming {args.resume} after epoch {ckpt['epoch']} (run settings from the checkpoint)")
+    start = restore(ckpt, args.resume, model, opt, scheduler, history)
     print(f"{args.dataset}: {len(train_set)} train / {len(test_set)} test images, read row by row; model {model}; "
           f"adam lr {args.lr} decay {args.lr_decay}/epoch, clip {args.clip}, batch {args.batch_size}")
 
     started = time.perf_counter()
     for epoch in range(start, args.epochs + 1):
         bar, train_loss, train_acc = train_epoch(model, criterion, opt, train_loader, args.clip, epoch, args.epochs)
-        test_loss, test_acc = evaluate(model, criterion, test_loader)
-        lr = scheduler.get_last_lr()[0]
-        scheduler.step()
-        history.append(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
-                       test_acc=test_acc, lr=lr)
-        bar.close(train_acc=train_acc, test_loss=test_loss, test_acc=test_acc)
+        test_loss, test_acc = evaluate(model, criterion, test_loader, rows)
+        end_epoch(history, scheduler, bar, epoch, train_loss, train_acc, test_loss, test_acc)
         if args.save:
-            torchlite.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "scheduler": scheduler.state_dict(), "epoch": epoch, "history": history.state_dict(),
-                            "rng": torchlite.get_rng_state(),
-                            "args": {k: getattr(args, k) for k in RUN_SETTINGS}}, args.save)
-    if len(history):
-        print(f"test accuracy {100 * history['test_acc'][-1]:.2f}% after epoch {history['epoch'][-1]} "
-              f"({time.perf_counter() - started:.1f} s)")
+            torchlite.save(checkpoint_state(model, opt, scheduler, epoch, history, args, RUN_SETTINGS), args.save)
+    report(history, started)
     return history
 
 

@@ -17,7 +17,8 @@ import numpy as np
 import mnist_cnn
 import mnist_fnn
 import mnist_rnn
-from mnist_fnn import DATASETS, REPO_DATA, torchlite
+from _common import DATASETS, REPO_DATA
+from mnist_fnn import torchlite
 
 
 def rebuild(settings):
