@@ -19,11 +19,16 @@ def tol(dtype, scale=1.0):
     return dict(rtol=t["rtol"], atol=t["atol"] * scale)
 
 
+def rebuild(like, items):
+    """A tuple or list of ``like``'s type from ``items`` (namedtuples take them positionally)."""
+    return type(like)(*items) if hasattr(like, "_fields") else type(like)(items)
+
+
 def to_numpy(t):
     if isinstance(t, torch.Tensor):
         return t.detach().cpu().numpy()
     if isinstance(t, (tuple, list)):
-        return type(t)(to_numpy(v) for v in t)
+        return rebuild(t, [to_numpy(v) for v in t])
     return t
 
 
@@ -54,7 +59,7 @@ def flatten(x):
 
 def random_like(out, rng):
     if isinstance(out, (tuple, list)):
-        return type(out)(random_like(o, rng) for o in out)
+        return rebuild(out, [random_like(o, rng) for o in out])
     if out is None:  # an output left out (e.g. MultiheadAttention's weights with need_weights=False)
         return None
     arr = np.asarray(out)

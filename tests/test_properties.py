@@ -158,7 +158,8 @@ def reduction(draw):
 # ================================================================================= running a case
 def _map(fn, v):
     if isinstance(v, (tuple, list)):
-        return type(v)(_map(fn, a) for a in v)
+        items = [_map(fn, a) for a in v]
+        return type(v)(*items) if hasattr(v, "_fields") else type(v)(items)  # namedtuples take fields positionally
     return fn(v)
 
 
@@ -1713,6 +1714,39 @@ def _layer_makers(draw, width):
         else:
             makers.append(lambda lib, k=kind: getattr(lib, k)())
     return makers
+
+
+@spec("AdaptiveLogSoftmaxWithLoss", examples=30)
+@st.composite
+def _adaptive_log_softmax(draw, name):
+    """Valid cutoffs mostly, sometimes unsorted, repeated or out of [1, n_classes - 1]; targets in range,
+    out of range, float or int32; input (N, F) or unbatched (F,), mutated."""
+    rng = rng_of(draw)
+    fin, n_classes = draw(st.integers(1, 5)), draw(st.integers(2, 8))
+    k = draw(st.integers(1, n_classes - 1))
+    cutoffs = sorted(rng.choice(np.arange(1, n_classes), size=k, replace=False).tolist())
+    bad = rng.choice(["ok", "unsorted", "repeated", "zero", "n_classes", "empty"], p=[0.8] + [0.04] * 5)
+    if bad == "unsorted" and k > 1:
+        cutoffs = cutoffs[::-1]
+    elif bad == "repeated":
+        cutoffs = cutoffs + cutoffs[-1:]
+    elif bad in ("zero", "n_classes"):
+        cutoffs = sorted(cutoffs + [0 if bad == "zero" else n_classes])
+    elif bad == "empty":
+        cutoffs = []
+    kwargs = dict(div_value=draw(st.sampled_from([4.0, 2.0, 1.0, 0.5])), head_bias=draw(st.booleans()))
+    n = int(rng.integers(0, 5)) if rng.random() < 0.15 else int(rng.integers(1, 5))
+    batched = rng.random() < 0.75
+    x = values(rng, mutate(draw, (n, fin) if batched else (fin,), (-1,)), data_dtype(draw))
+    t = rng.integers(0, n_classes, size=((n,) if batched else ()) if rng.random() < 0.85 else mutate(draw, (n,)))
+    kind = rng.choice(["index", "out of range", "float", "int32"], p=[0.7, 0.1, 0.1, 0.1])
+    if kind == "out of range" and t.size:
+        t.flat[draw(st.integers(0, t.size - 1))] = draw(st.sampled_from([-1, n_classes, n_classes + 2]))
+    if kind == "float":
+        t = t.astype(np.float64)
+    if kind == "int32":
+        t = t.astype(np.int32)
+    return Case(args=(fin, n_classes, cutoffs), kwargs=kwargs, inputs=(X(x), T(np.asarray(t))), dtype=param_dtype(draw))
 
 
 @spec("Sequential", examples=20)

@@ -25,7 +25,8 @@ def _flat_outputs(out):
 def _like(out, rng):
     """Random upstream gradients with the nesting of ``out``; 0-d outputs get a python float."""
     if isinstance(out, (tuple, list)):
-        return type(out)(_like(o, rng) for o in out)
+        items = [_like(o, rng) for o in out]
+        return type(out)(*items) if hasattr(out, "_fields") else type(out)(items)  # namedtuples: positional
     if out is None:
         return None
     arr = np.asarray(out)

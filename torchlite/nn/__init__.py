@@ -27,6 +27,7 @@ from .transformer import *  # noqa: F401,F403
 from .distance import *  # noqa: F401,F403
 from .pixelshuffle import *  # noqa: F401,F403
 from .fold import *  # noqa: F401,F403
+from .adaptive import *  # noqa: F401,F403
 from . import utils  # noqa: E402
 
 
