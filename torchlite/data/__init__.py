@@ -7,6 +7,8 @@ from .dataset import ChainDataset, ConcatDataset, Dataset, IterableDataset, Subs
 from .sampler import (BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
                       WeightedRandomSampler)
 from .dataloader import DataLoader
+from .stack import StackDataset
+from .worker import get_worker_info
 from . import datasets
 
 __all__ = [
@@ -14,3 +16,4 @@ __all__ = [
     "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
     "BatchSampler", "DataLoader", "default_collate", "default_convert", "datasets",
 ]
+__all__ += ["StackDataset", "get_worker_info"]
