@@ -13,6 +13,7 @@ The contract:
 - ``train()``, ``eval()`` and ``clear_saved()`` drop everything saved, so an evaluation pass
   run without ``no_grad()`` cannot leak memory across epochs.
 """
+import copy
 import functools
 import threading
 from collections import OrderedDict, namedtuple
@@ -80,6 +81,9 @@ def _check_device(module, device):
 
 _HOOK_DICTS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks")
 _HOOK_FLAGS = ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+_STATE_HOOK_DICTS = ("_state_dict_pre_hooks", "_state_dict_hooks", "_load_state_dict_pre_hooks",
+                     "_load_state_dict_post_hooks")
+_EXTRA_STATE_KEY_SUFFIX = "_extra_state"
 
 
 def _hooked_backward(fn):
@@ -118,7 +122,7 @@ class Module:
         object.__setattr__(self, "_non_persistent_buffers_set", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_saved", [])
-        for name in _HOOK_DICTS:
+        for name in _HOOK_DICTS + _STATE_HOOK_DICTS:
             object.__setattr__(self, name, OrderedDict())
         for name in _HOOK_FLAGS:
             object.__setattr__(self, name, set())
@@ -184,6 +188,32 @@ class Module:
     def register_full_backward_hook(self, hook, prepend=False):
         """``hook(module, grad_input, grad_output)`` after each backward; may return a new grad_input."""
         return _hooks.add_hook(self._backward_hooks, hook, prepend)
+
+    def register_state_dict_pre_hook(self, hook):
+        """``hook(module, prefix, keep_vars)`` before this module's entries join ``state_dict()``."""
+        return _hooks.add_hook(self._state_dict_pre_hooks, hook, False)
+
+    def register_state_dict_post_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata) -> None`` after this module's entries and
+        its children's are in ``state_dict``; it may edit the dict in place. ``local_metadata`` is an
+        empty dict: torchlite keeps no ``_metadata`` (torch's holds a version number)."""
+        return _hooks.add_hook(self._state_dict_hooks, hook, False)
+
+    def register_load_state_dict_pre_hook(self, hook):
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+        error_msgs) -> None`` before ``load_state_dict`` checks anything, as torch's.
+
+        ``state_dict`` holds the keys under ``prefix`` (a copy: the caller's dict is never edited); the
+        hook may edit it in place, e.g. rename legacy keys. ``local_metadata`` is an empty dict
+        (torchlite keeps no ``_metadata``). Keys or messages added to the three lists join the result
+        and the error."""
+        return _hooks.add_hook(self._load_state_dict_pre_hooks, hook, False)
+
+    def register_load_state_dict_post_hook(self, hook):
+        """``hook(module, incompatible_keys) -> None`` after the values are loaded; it may edit the
+        ``missing_keys`` / ``unexpected_keys`` lists in place. With ``strict=True`` keys left in them
+        raise (a hook may clear them) and the module is restored to what it held before the load."""
+        return _hooks.add_hook(self._load_state_dict_post_hooks, hook, False)
 
     def _has_hooks(self):
         return any(getattr(self, name) for name in _HOOK_DICTS)
@@ -489,23 +519,42 @@ class Module:
         return self.to(np.float16)
 
     # ----------------------------------------------------------------- state dict
+    def get_extra_state(self):
+        """Override (with ``set_extra_state``) to store more state under the key ``"_extra_state"``.
+
+        ``torchlite.save`` holds arrays, numbers, strings, bools, None, lists, tuples and dicts.
+        """
+        raise RuntimeError("Module.get_extra_state() is only called when a subclass overrides it")
+
+    def set_extra_state(self, state):
+        """Restore what ``get_extra_state`` returned; ``load_state_dict`` calls it."""
+        raise RuntimeError("Module.set_extra_state() is only called when a subclass overrides it")
+
     def state_dict(self, destination=None, prefix="", keep_vars=False):
-        """Parameters, then persistent buffers, then children: torch's keys and order.
+        """Parameters, then persistent buffers, then extra state, then children: torch's keys and order.
 
         The arrays are the module's own (not copies), like torch's; ``keep_vars=True`` gives
-        the Parameter objects.
+        the Parameter objects. State-dict pre-hooks run first, post-hooks last (see the
+        ``register_*`` methods).
         """
         if destination is None:
             destination = OrderedDict()
+        for hook in list(self._state_dict_pre_hooks.values()):
+            hook(self, prefix, keep_vars)
         for name, p in self._parameters.items():
             if p is not None:
                 destination[prefix + name] = p if keep_vars else p.data
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = b
+        if type(self).get_extra_state is not Module.get_extra_state:
+            destination[prefix + _EXTRA_STATE_KEY_SUFFIX] = self.get_extra_state()
         for name, m in self._modules.items():
             if m is not None:
                 m.state_dict(destination, prefix + name + ".", keep_vars)
+        for hook in list(self._state_dict_hooks.values()):
+            if hook(self, destination, prefix, {}) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
         return destination
 
     def _state_slots(self, prefix=""):
@@ -516,6 +565,8 @@ class Module:
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers_set:
                 yield prefix + name, self, "_buffers", name
+        if type(self).set_extra_state is not Module.set_extra_state:
+            yield prefix + _EXTRA_STATE_KEY_SUFFIX, self, None, _EXTRA_STATE_KEY_SUFFIX
         for name, m in self._modules.items():
             if m is not None:
                 yield from m._state_slots(prefix + name + ".")
@@ -523,30 +574,58 @@ class Module:
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copy ``state_dict`` into this module's parameters and buffers (in place).
 
-        All or nothing: every key is checked first (missing, unexpected, shape, dtype kind);
+        All or nothing: load pre-hooks run first (they may edit a copy of the dict, e.g. rename
+        legacy keys); then every key is checked (missing, unexpected, shape, dtype kind);
         on any refusal one ``StateDictError`` lists them all and nothing is changed.
-        Floating values are cast to the model's dtype. Returns ``(missing_keys, unexpected_keys)``.
+        Floating values are cast to the model's dtype; ``set_extra_state`` gets ``"_extra_state"``
+        entries. Load post-hooks then run (children first); strict keys they leave make the load
+        raise and the old values come back. Returns ``(missing_keys, unexpected_keys)``.
         """
         if not hasattr(state_dict, "keys"):
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}.")
+        found = ([], [], [])  # missing keys, unexpected keys and messages the pre-hooks add
+        if any(m._load_state_dict_pre_hooks for m in self.modules()):
+            state_dict = self._run_load_pre_hooks(state_dict, *found)
         # lazy layers not run yet take their shapes from the dict (undone if the load is refused)
         undos = [undo for name, m in self.named_modules() if hasattr(m, "_materialize_from_state")
                  for undo in [m._materialize_from_state(state_dict, name + "." if name else "")] if undo is not None]
         try:
-            return self._load_checked(state_dict, strict, assign)
+            return self._load_checked(state_dict, strict, assign, found)
         except BaseException:
             for undo in reversed(undos):
                 undo()
             raise
 
-    def _load_checked(self, state_dict, strict, assign):
+    def _run_load_pre_hooks(self, state_dict, missing, unexpected, errors):
+        """torch's walk: each module's load pre-hooks get the keys under its prefix (a copy they may
+        edit), then its children get theirs from it; returns the dict the checks then read."""
+        merged = OrderedDict()
+
+        def walk(module, local, prefix):
+            for hook in list(module._load_state_dict_pre_hooks.values()):
+                # torch passes strict=True to every module's hooks, whatever the caller's strict
+                hook(module, local, prefix, {}, True, missing, unexpected, errors)
+            children = [(prefix + name + ".", m) for name, m in module._modules.items() if m is not None]
+            for key in local.keys():
+                if key.startswith(prefix) and not any(key.startswith(p) for p, _ in children):
+                    merged[key] = local[key]
+            for child_prefix, child in children:
+                walk(child, OrderedDict((k, v) for k, v in local.items() if k.startswith(child_prefix)), child_prefix)
+
+        walk(self, OrderedDict((k, state_dict[k]) for k in state_dict.keys()), "")
+        return merged
+
+    def _load_checked(self, state_dict, strict, assign, found=((), (), ())):
         slots = list(self._state_slots())
         expected = {key for key, *_ in slots}
-        missing = [key for key, *_ in slots if key not in state_dict]
-        unexpected = [key for key in state_dict.keys() if key not in expected]
-        errors, plan = [], []
+        missing = list(found[0]) + [key for key, *_ in slots if key not in state_dict]
+        unexpected = list(found[1]) + [key for key in state_dict.keys() if key not in expected]
+        errors, plan = list(found[2]), []
         for key, mod, store, name in slots:
             if key not in state_dict:
+                continue
+            if store is None:  # extra state goes to set_extra_state as it is
+                plan.append((mod, store, name, state_dict[key]))
                 continue
             current = getattr(mod, store)[name]
             current = current.data if isinstance(current, Parameter) else current
@@ -565,6 +644,28 @@ class Module:
                               f"the model has {current.dtype}.")
             else:
                 plan.append((mod, store, name, value))
+        post = [(m, hook) for m in _postorder(self) for hook in list(m._load_state_dict_post_hooks.values())]
+        if errors or (strict and not post and (missing or unexpected)):
+            self._refuse_load(strict, missing, unexpected, errors)
+        # a post-hook's strict keys or a set_extra_state that raises must leave the module as it was
+        undo = _commit(plan, assign, keep_undo=bool(post) or any(store is None for _, store, *_ in plan))
+        for m in self.modules():
+            m._saved.clear()
+        keys = IncompatibleKeys(missing, unexpected)
+        try:
+            for module, hook in post:
+                if hook(module, keys) is not None:
+                    raise AssertionError("Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                                         "expected to return new values, if incompatible_keys need to be "
+                                         "modified, it should be done inplace.")
+            if strict and (missing or unexpected):
+                self._refuse_load(strict, missing, unexpected, errors)
+        except BaseException:
+            undo()
+            raise
+        return keys
+
+    def _refuse_load(self, strict, missing, unexpected, errors):
         msgs = []
         if strict:
             if missing:
@@ -572,13 +673,7 @@ class Module:
             if unexpected:
                 msgs.append("Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in unexpected) + ". ")
         msgs.extend(errors)
-        if msgs:
-            raise StateDictError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(msgs))
-        for mod, store, name, value in plan:
-            _copy_into(mod, store, name, value, assign)
-        for m in self.modules():
-            m._saved.clear()
-        return IncompatibleKeys(missing, unexpected)
+        raise StateDictError(f"Error(s) in loading state_dict for {self._get_name()}:\n\t" + "\n\t".join(msgs))
 
     # ----------------------------------------------------------------- printing
     def _get_name(self):
@@ -609,6 +704,56 @@ class Module:
 def _same_kind(a, b):
     ints = "iu"
     return a.kind == b.kind or (a.kind in ints and b.kind in ints) or (a.kind in "iub" and b.kind == "f")
+
+
+def _postorder(module):
+    """Every module below ``module`` and then itself, as torch runs load post-hooks (no dedup)."""
+    for child in module._modules.values():
+        if child is not None:
+            yield from _postorder(child)
+    yield module
+
+
+def _commit(plan, assign, keep_undo):
+    """Load ``plan``; returns a callable restoring the old values (a no-op unless ``keep_undo``).
+    With ``keep_undo`` a load that raises partway is undone before the error goes on."""
+    restores = []
+
+    def undo():
+        for restore in reversed(restores):
+            restore()
+
+    try:
+        for mod, store, name, value in plan:
+            if keep_undo:
+                restores.append(_restorer(mod, store, name, assign))
+            if store is None:
+                mod.set_extra_state(value)
+            else:
+                _copy_into(mod, store, name, value, assign)
+    except BaseException:
+        undo()
+        raise
+    return undo
+
+
+def _restorer(mod, store, name, assign):
+    if store is None:
+        if type(mod).get_extra_state is Module.get_extra_state:
+            return lambda: None
+        old = copy.deepcopy(mod.get_extra_state())
+        return lambda: mod.set_extra_state(old)
+    entry = getattr(mod, store)[name]
+    if store == "_parameters":
+        data = entry.data
+        if assign:
+            return lambda: setattr(entry, "data", data)
+        saved = data.copy()
+        return lambda: np.copyto(data, saved)
+    if assign:
+        return lambda: getattr(mod, store).__setitem__(name, entry)
+    saved = entry.copy()
+    return lambda: np.copyto(entry, saved)
 
 
 def _copy_into(mod, store, name, value, assign):
