@@ -467,3 +467,16 @@ def test_dataloader_attributes_frozen_and_workers_accepted():
     loader.collate_fn = default_collate  # not frozen in torch either
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         DataLoader(_dataset(6), shuffle=True, generator=torch.Generator())
+
+
+def test_default_collate_keeps_a_string_column_a_tuple_as_torch():
+    from torch.utils.data import default_collate as torch_collate
+
+    batch = [(1.0, "a"), (2.0, "b")]
+    ours, theirs = torchlite.data.default_collate(batch), torch_collate(batch)
+    assert ours[1] == theirs[1] == ("a", "b")
+    assert _column_kinds(ours) == _column_kinds(theirs)
+
+
+def _column_kinds(batch):
+    return [type(column).__name__ if isinstance(column, (tuple, list)) else "array" for column in batch]
