@@ -231,3 +231,10 @@ def test_integer_input_becomes_default_float_and_bad_arguments_raise():
         nn.GELU("fast")
     with pytest.raises(ValueError, match="lambd"):
         F.softshrink(np.zeros(2), -1.0)
+
+
+def test_hardtanh_deprecated_min_value_max_value():
+    with pytest.warns(FutureWarning, match="`min_value` is deprecated"):
+        m = nn.Hardtanh(min_value=-2.0, max_value=3.0)
+    assert (m.min_val, m.max_val) == (-2.0, 3.0)
+    np.testing.assert_array_equal(m(np.array([-5.0, 0.5, 5.0])), [-2.0, 0.5, 3.0])

@@ -527,3 +527,33 @@ def test_functional_forms_and_backward_twins_match_torch(name, make, kw, diff):
         grads = (grads[0], None, grads[1])
     for i in diff:
         assert_close(grads[i], t_args[i].grad.numpy(), np.float64, f"grad {i}")
+
+
+LEGACY_LOSSES = ["MSELoss", "L1Loss", "SmoothL1Loss", "NLLLoss", "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss",
+                 "KLDivLoss", "SoftMarginLoss", "MarginRankingLoss", "HingeEmbeddingLoss", "CosineEmbeddingLoss",
+                 "PoissonNLLLoss", "MultiMarginLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss",
+                 "TripletMarginLoss"]
+
+
+@pytest.mark.parametrize("name", LEGACY_LOSSES)
+@pytest.mark.parametrize("size_average, reduce", [(None, None), (True, None), (False, None), (None, False),
+                                                  (False, True), (True, False)])
+def test_deprecated_size_average_and_reduce_read_as_torch(name, size_average, reduce):
+    import warnings as _w
+
+    with _w.catch_warnings(record=True) as ours:
+        _w.simplefilter("always")
+        tl = getattr(nn, name)(size_average=size_average, reduce=reduce, reduction="sum")
+    with _w.catch_warnings(record=True) as theirs:
+        _w.simplefilter("always")
+        th = getattr(torch.nn, name)(size_average=size_average, reduce=reduce, reduction="sum")
+    assert tl.reduction == th.reduction
+    assert [str(w.message) for w in ours] == [str(w.message) for w in theirs]
+
+
+def test_loss_positional_arguments_follow_torch():
+    w = np.ones(3, np.float32)
+    loss = nn.NLLLoss(w, None, 2, None, "sum")
+    assert loss.ignore_index == 2 and loss.reduction == "sum"
+    assert nn.MSELoss(None, None, "none").reduction == "none"
+    assert nn.TripletMarginLoss(1.0, 2.0, 1e-6, False, None, None, "sum").reduction == "sum"

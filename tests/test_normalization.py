@@ -433,3 +433,21 @@ def test_sync_batch_norm_in_nn_is_batch_norm_in_one_process():
     assert nn.SyncBatchNorm is dist.SyncBatchNorm
     x = np.random.default_rng(0).standard_normal((4, 3, 2, 2))
     check_parity(nn.SyncBatchNorm(3), torch.nn.BatchNorm2d(3), x)
+
+
+@pytest.mark.parametrize("make", [lambda **k: nn.BatchNorm2d(3, **k), lambda **k: nn.InstanceNorm1d(3, affine=True, **k),
+                                  lambda **k: nn.LayerNorm(3, **k), lambda **k: nn.GroupNorm(1, 3, **k),
+                                  lambda **k: nn.RMSNorm(3, **k)])
+def test_norm_layers_take_device_and_dtype_as_torch(make):
+    m = make(device="cpu", dtype=np.float64)
+    assert all(v.dtype == np.float64 for v in m.state_dict().values() if v.dtype.kind == "f")
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        make(device="cuda")
+
+
+@pytest.mark.parametrize("make", [lambda: nn.Linear(2, 2, device="cuda"), lambda: nn.Conv2d(1, 1, 1, device="cuda"),
+                                  lambda: nn.LSTM(2, 2, device="cuda"), lambda: nn.Embedding(3, 2, device="cuda"),
+                                  lambda: nn.MultiheadAttention(4, 2, device="cuda"), lambda: nn.PReLU(device="cuda")])
+def test_layers_refuse_other_devices(make):
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        make()

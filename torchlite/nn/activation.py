@@ -6,6 +6,8 @@ where the gradient can be told from it (ReLU, Sigmoid, Tanh, Softmax, ...), whic
 anyway in the next layer, else the input. ``inplace=True`` overwrites the input array as torch
 does; where backward then needs the original input, the layer keeps a copy of it first.
 """
+import warnings
+
 import numpy as np
 
 from ..grad_mode import is_grad_enabled
@@ -14,7 +16,7 @@ from . import functional as F
 from ._checks import IndexRangeError, as_float_input, shape_error
 from .functional.activation import (SELU_ALPHA, _as_float, _check_rrelu_bounds, _glu, _log_softmax, _rrelu,
                                     _softmax, _softmax_dim, _softmin)
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = [
@@ -63,8 +65,16 @@ class ReLU(_InplaceActivation):
 class Hardtanh(Module):
     """x clipped to ``[min_val, max_val]``. Shape: any ``(*)`` in and out."""
 
-    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False, min_value=None, max_value=None):
         super().__init__()
+        if min_value is not None:
+            warnings.warn("keyword argument `min_value` is deprecated and renamed to `min_val`", FutureWarning,
+                          stacklevel=2)
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`", FutureWarning,
+                          stacklevel=2)
+            max_val = max_value
         if not max_val > min_val:
             raise ValueError(f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
         self.min_val = min_val
@@ -395,6 +405,7 @@ class PReLU(Module):
     """
 
     def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init

@@ -7,7 +7,7 @@ from .._dtype import get_default_dtype
 from .functional.attention import attention, attention_backward
 from . import init
 from .linear import Linear
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = ["MultiheadAttention"]
@@ -49,6 +49,7 @@ class MultiheadAttention(Module):
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
                  kdim=None, vdim=None, batch_first=False, device=None, dtype=None):
+        _check_device(self, device)
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be greater than 0, "
                              f"got embed_dim={embed_dim} and num_heads={num_heads} instead")

@@ -13,7 +13,7 @@ from ..grad_mode import is_grad_enabled
 from . import functional as F
 from . import init
 from ._checks import as_float_input, shape_error
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
@@ -150,6 +150,7 @@ class _Conv(_ConvNd):
     INFERENCE_COLUMNS = 1 << 21  # 8 MB of float32 columns per chunk under no_grad
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
                  padding_mode="zeros", device=None, dtype=None):
+        _check_device(self, device)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups, bias,
                          padding_mode, dtype)
 
@@ -231,6 +232,7 @@ class _ConvTranspose(_ConvNd):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
+        _check_device(self, device)
         if padding_mode != "zeros":
             raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, output_padding, groups,

@@ -6,7 +6,7 @@ from . import functional as F
 from . import init
 from ._checks import shape_error
 from .functional.embedding import _padding, check_indices
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = ["Embedding", "EmbeddingBag"]
@@ -50,6 +50,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
                  scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         if sparse:
             raise NotImplementedError("Embedding: sparse gradients are not supported; use sparse=False")
@@ -117,6 +118,7 @@ class EmbeddingBag(Module):
     def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0, scale_grad_by_freq=False,
                  mode="mean", sparse=False, _weight=None, include_last_offset=False, padding_idx=None, device=None,
                  dtype=None):
+        _check_device(self, device)
         super().__init__()
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"EmbeddingBag: mode has to be one of 'sum', 'mean', 'max', got {mode!r}")

@@ -7,7 +7,7 @@ from .._dtype import get_default_dtype
 from . import functional as F
 from . import init
 from ._checks import as_float_input, shape_error
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = ["Identity", "Linear", "Bilinear"]
@@ -41,6 +41,7 @@ class Linear(Module):
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         dtype = dtype or get_default_dtype()
         self.in_features = in_features
@@ -90,6 +91,7 @@ class Bilinear(Module):
     """
 
     def __init__(self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         dtype = dtype or get_default_dtype()
         self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features

@@ -12,6 +12,8 @@ the first few are keyword-only, since torch's positional slots hold those deprec
 Bad input raises an error that starts with the loss's repr, e.g.
 ``CrossEntropyLoss(): target class 12 out of range [0, 10) at position 3``.
 """
+import warnings
+
 import numpy as np
 
 from .._dtype import get_default_dtype
@@ -38,6 +40,18 @@ def _buffer(value):
     return arr if arr.dtype.kind == "f" else arr.astype(get_default_dtype())
 
 
+def _legacy_reduction(size_average, reduce, reduction):
+    """``reduction``, or torch's reading of the deprecated ``size_average`` / ``reduce`` flags when either is given
+    (with torch's warning): both true (None counts as true) -> 'mean', reduce only -> 'sum', else 'none'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.")
+    return legacy
+
+
 class _Loss(Module):
     _reductions = FL._REDUCTIONS
 
@@ -60,8 +74,8 @@ class MSELoss(_Loss):
     torch's warning); output () or, for 'none', the elementwise shape.
     """
 
-    def __init__(self, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._mse_loss(input, target, self.reduction, None, repr(self))
@@ -76,8 +90,8 @@ class MSELoss(_Loss):
 class L1Loss(_Loss):
     """Mean absolute error |x - y|. Shapes as MSELoss."""
 
-    def __init__(self, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._l1_loss(input, target, self.reduction, None, repr(self))
@@ -92,8 +106,8 @@ class L1Loss(_Loss):
 class SmoothL1Loss(_Loss):
     """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (d = x - y). Shapes as MSELoss."""
 
-    def __init__(self, *, reduction="mean", beta=1.0):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.beta = beta
 
     def forward(self, input, target):
@@ -132,8 +146,8 @@ class NLLLoss(_WeightedLoss):
     Buffers: ``weight`` (C,) when given.
     """
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean"):
-        super().__init__(weight, reduction)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
+        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
@@ -158,8 +172,9 @@ class CrossEntropyLoss(_WeightedLoss):
     Buffers: ``weight`` (C,) when given. Backward reuses the log-softmax kept by forward.
     """
 
-    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(weight, reduction)
+    def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                 label_smoothing=0.0):
+        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
@@ -182,8 +197,8 @@ class BCELoss(_WeightedLoss):
     Shape: input (*), target (*) alike; ``weight`` broadcasts to them; output () or (*).
     """
 
-    def __init__(self, weight=None, *, reduction="mean"):
-        super().__init__(weight, reduction)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._bce(input, target, self.weight, self.reduction, repr(self))
@@ -203,8 +218,8 @@ class BCEWithLogitsLoss(_Loss):
     Buffers: ``weight`` and ``pos_weight`` when given.
     """
 
-    def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
-        super().__init__(reduction)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.register_buffer("weight", _buffer(weight))
         self.register_buffer("pos_weight", _buffer(pos_weight))
 
@@ -229,8 +244,8 @@ class KLDivLoss(_Loss):
 
     _reductions = FL._REDUCTIONS + ("batchmean",)
 
-    def __init__(self, *, reduction="mean", log_target=False):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.log_target = log_target
 
     def forward(self, input, target):
@@ -246,8 +261,8 @@ class KLDivLoss(_Loss):
 class SoftMarginLoss(_Loss):
     """log(1 + exp(-y x)) for labels y = +-1. Shape: input (*), target (*) alike; output () or (*)."""
 
-    def __init__(self, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._soft_margin_loss(input, target, self.reduction, repr(self))
@@ -266,8 +281,8 @@ class MarginRankingLoss(_Loss):
     ``backward`` returns (grad_input1, grad_input2).
     """
 
-    def __init__(self, margin=0.0, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input1, input2, target):
@@ -283,8 +298,8 @@ class MarginRankingLoss(_Loss):
 class HingeEmbeddingLoss(_Loss):
     """x where y == 1, max(0, margin - x) where y == -1. Shape: input (*), target (*); output () or (*)."""
 
-    def __init__(self, margin=1.0, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, margin=1.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input, target):
@@ -304,8 +319,8 @@ class CosineEmbeddingLoss(_Loss):
     ``backward`` returns (grad_input1, grad_input2).
     """
 
-    def __init__(self, margin=0.0, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input1, input2, target):
@@ -349,8 +364,8 @@ class PoissonNLLLoss(_Loss):
     output () or (*).
     """
 
-    def __init__(self, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.log_input = log_input
         self.full = full
         self.eps = eps
@@ -374,12 +389,12 @@ class MultiMarginLoss(_WeightedLoss):
     Buffers: ``weight`` (C,) when given.
     """
 
-    def __init__(self, p=1, margin=1.0, weight=None, *, reduction="mean"):
+    def __init__(self, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean"):
         if p not in (1, 2):
             raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p}")
         if weight is not None and np.ndim(weight) != 1:
             raise ValueError(f"MultiMarginLoss: expected weight to be None or 1D, got {np.ndim(weight)}D instead")
-        super().__init__(weight, reduction)
+        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
         self.p = p
         self.margin = margin
 
@@ -401,8 +416,8 @@ class MultiLabelMarginLoss(_Loss):
     then -1 (what follows the first -1 is ignored); output () or, for 'none', (N,) or ().
     """
 
-    def __init__(self, *, reduction="mean"):
-        super().__init__(reduction)
+    def __init__(self, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._multilabel_margin_loss(input, target, self.reduction, repr(self))
@@ -421,8 +436,8 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
     output () or, for 'none', (N,) or (). Buffers: ``weight`` when given.
     """
 
-    def __init__(self, weight=None, *, reduction="mean"):
-        super().__init__(weight, reduction)
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
+        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._multilabel_soft_margin_loss(input, target, self.weight, self.reduction, repr(self))
@@ -442,10 +457,11 @@ class TripletMarginLoss(_Loss):
     ``backward`` returns (grad_anchor, grad_positive, grad_negative).
     """
 
-    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean"):
+    def __init__(self, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None, reduce=None,
+                 reduction="mean"):
         if margin <= 0:
             raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
-        super().__init__(reduction)
+        super().__init__(_legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
         self.p = p
         self.eps = eps

@@ -13,7 +13,7 @@ import numpy as np
 from . import functional as F
 from .._dtype import get_default_dtype
 from ..grad_mode import is_grad_enabled
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 
 __all__ = [
@@ -42,14 +42,16 @@ def _accumulate(param, grad):
 class _NormBase(Module):
     """Shared state of batch and instance norm: affine parameters and running statistics (C,)."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=None, *, bias=True):
+        _check_device(self, device)
         super().__init__()
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        dtype = get_default_dtype()
+        dtype = dtype or get_default_dtype()
         if affine:
             self.weight = Parameter(np.empty(num_features, dtype=dtype))
             if bias:
@@ -185,8 +187,9 @@ class BatchNorm3d(_BatchNorm):
 class _InstanceNorm(_NormBase):
     _spatial = ()
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, *, bias=True):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias=bias)
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False, track_running_stats=False, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias)
 
     def _check_input(self, x):
         spatial = len(self._spatial)
@@ -294,12 +297,13 @@ class LayerNorm(_TrailingNorm):
     Shape: input (*, *normalized_shape); output the same.
     """
 
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        dtype = get_default_dtype()
+        dtype = dtype or get_default_dtype()
         if elementwise_affine:
             self.weight = Parameter(np.empty(self.normalized_shape, dtype=dtype))
             if bias:
@@ -349,13 +353,14 @@ class RMSNorm(_TrailingNorm):
     Shape: input (*, *normalized_shape); output the same.
     """
 
-    def __init__(self, normalized_shape, eps=None, elementwise_affine=True):
+    def __init__(self, normalized_shape, eps=None, elementwise_affine=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(np.empty(self.normalized_shape, dtype=get_default_dtype()))
+            self.weight = Parameter(np.empty(self.normalized_shape, dtype=dtype or get_default_dtype()))
         else:
             self.register_parameter("weight", None)
         self.reset_parameters()
@@ -395,7 +400,8 @@ class GroupNorm(Module):
     Shape: input (N, C, *); output the same.
     """
 
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, *, bias=True):
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True):
+        _check_device(self, device)
         super().__init__()
         if num_channels % num_groups != 0:
             raise ValueError(f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups})")
@@ -403,7 +409,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        dtype = get_default_dtype()
+        dtype = dtype or get_default_dtype()
         if affine:
             self.weight = Parameter(np.empty(num_channels, dtype=dtype))
             if bias:

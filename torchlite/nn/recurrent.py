@@ -22,7 +22,7 @@ from .._dtype import get_default_dtype
 from . import functional as F
 from . import init
 from ._checks import as_float_input, shape_error
-from .module import Module
+from .module import Module, _check_device
 from .parameter import Parameter
 from .utils.rnn import PackedSequence
 
@@ -52,6 +52,7 @@ class RNNBase(Module):
 
     def __init__(self, mode, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
                  bidirectional=False, proj_size=0, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         if mode not in F.RNN_MODES:
             raise ValueError(f"Unrecognized RNN mode: {mode}")
@@ -342,6 +343,7 @@ class RNNCellBase(Module):
     _state_names = ("hx",)
 
     def __init__(self, input_size, hidden_size, bias, num_chunks, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__()
         _check_sizes(input_size, hidden_size)
         self.input_size = input_size
@@ -424,6 +426,7 @@ class RNNCell(RNNCellBase):
     """
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+        _check_device(self, device)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity: {nonlinearity}. Select from 'tanh' or 'relu'.")
         super().__init__(input_size, hidden_size, bias, num_chunks=1, dtype=dtype)
@@ -453,6 +456,7 @@ class LSTMCell(RNNCellBase):
     _state_names = ("h", "c")
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__(input_size, hidden_size, bias, num_chunks=4, dtype=dtype)
 
     def forward(self, input, hx=None):
@@ -474,6 +478,7 @@ class GRUCell(RNNCellBase):
     mode = "GRU"
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
+        _check_device(self, device)
         super().__init__(input_size, hidden_size, bias, num_chunks=3, dtype=dtype)
 
     def forward(self, input, hx=None):
