@@ -467,3 +467,29 @@ def test_ctc_errors_name_the_loss():
         m(lp[0, 0], tg, il, tl)
     with pytest.raises(ValueError, match="is not a valid value for reduction"):
         nn.CTCLoss(reduction="batchmean")
+
+
+FUNCTIONAL_LEGACY = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_embedding_loss",
+                     "cross_entropy", "hinge_embedding_loss", "kl_div", "l1_loss", "margin_ranking_loss", "mse_loss",
+                     "multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss", "nll_loss",
+                     "poisson_nll_loss", "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONAL_LEGACY)
+def test_functional_losses_take_torchs_arguments(name):
+    import inspect
+
+    ours = list(inspect.signature(getattr(F, name)).parameters)
+    theirs = list(inspect.signature(getattr(torch.nn.functional, name)).parameters)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("size_average, reduce, expected", [(False, None, "sum"), (None, False, "none"),
+                                                            (True, True, "mean")])
+def test_functional_deprecated_flags_reduce_as_torch(size_average, reduce, expected):
+    x = np.arange(6, dtype=np.float64).reshape(2, 3)
+    y = np.ones((2, 3))
+    with pytest.warns(UserWarning, match=f"reduction='{expected}'"):
+        got = F.mse_loss(x, y, size_average=size_average, reduce=reduce)
+    want = torch.nn.functional.mse_loss(torch.from_numpy(x), torch.from_numpy(y), reduction=expected).numpy()
+    np.testing.assert_allclose(got, want)

@@ -12,8 +12,6 @@ the first few are keyword-only, since torch's positional slots hold those deprec
 Bad input raises an error that starts with the loss's repr, e.g.
 ``CrossEntropyLoss(): target class 12 out of range [0, 10) at position 3``.
 """
-import warnings
-
 import numpy as np
 
 from .._dtype import get_default_dtype
@@ -40,18 +38,6 @@ def _buffer(value):
     return arr if arr.dtype.kind == "f" else arr.astype(get_default_dtype())
 
 
-def _legacy_reduction(size_average, reduce, reduction):
-    """``reduction``, or torch's reading of the deprecated ``size_average`` / ``reduce`` flags when either is given
-    (with torch's warning): both true (None counts as true) -> 'mean', reduce only -> 'sum', else 'none'."""
-    if size_average is None and reduce is None:
-        return reduction
-    size_average = True if size_average is None else size_average
-    reduce = True if reduce is None else reduce
-    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
-    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.")
-    return legacy
-
-
 class _Loss(Module):
     _reductions = FL._REDUCTIONS
 
@@ -75,7 +61,7 @@ class MSELoss(_Loss):
     """
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._mse_loss(input, target, self.reduction, None, repr(self))
@@ -91,7 +77,7 @@ class L1Loss(_Loss):
     """Mean absolute error |x - y|. Shapes as MSELoss."""
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._l1_loss(input, target, self.reduction, None, repr(self))
@@ -107,7 +93,7 @@ class SmoothL1Loss(_Loss):
     """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (d = x - y). Shapes as MSELoss."""
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.beta = beta
 
     def forward(self, input, target):
@@ -147,7 +133,7 @@ class NLLLoss(_WeightedLoss):
     """
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
-        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
+        super().__init__(weight, FL._legacy_reduction(size_average, reduce, reduction))
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
@@ -174,7 +160,7 @@ class CrossEntropyLoss(_WeightedLoss):
 
     def __init__(self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
                  label_smoothing=0.0):
-        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
+        super().__init__(weight, FL._legacy_reduction(size_average, reduce, reduction))
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
@@ -198,7 +184,7 @@ class BCELoss(_WeightedLoss):
     """
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
+        super().__init__(weight, FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._bce(input, target, self.weight, self.reduction, repr(self))
@@ -219,7 +205,7 @@ class BCEWithLogitsLoss(_Loss):
     """
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.register_buffer("weight", _buffer(weight))
         self.register_buffer("pos_weight", _buffer(pos_weight))
 
@@ -245,7 +231,7 @@ class KLDivLoss(_Loss):
     _reductions = FL._REDUCTIONS + ("batchmean",)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.log_target = log_target
 
     def forward(self, input, target):
@@ -262,7 +248,7 @@ class SoftMarginLoss(_Loss):
     """log(1 + exp(-y x)) for labels y = +-1. Shape: input (*), target (*) alike; output () or (*)."""
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._soft_margin_loss(input, target, self.reduction, repr(self))
@@ -282,7 +268,7 @@ class MarginRankingLoss(_Loss):
     """
 
     def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input1, input2, target):
@@ -299,7 +285,7 @@ class HingeEmbeddingLoss(_Loss):
     """x where y == 1, max(0, margin - x) where y == -1. Shape: input (*), target (*); output () or (*)."""
 
     def __init__(self, margin=1.0, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input, target):
@@ -320,7 +306,7 @@ class CosineEmbeddingLoss(_Loss):
     """
 
     def __init__(self, margin=0.0, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
 
     def forward(self, input1, input2, target):
@@ -365,7 +351,7 @@ class PoissonNLLLoss(_Loss):
     """
 
     def __init__(self, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.log_input = log_input
         self.full = full
         self.eps = eps
@@ -394,7 +380,7 @@ class MultiMarginLoss(_WeightedLoss):
             raise ValueError(f"MultiMarginLoss: only p == 1 and p == 2 supported, got p={p}")
         if weight is not None and np.ndim(weight) != 1:
             raise ValueError(f"MultiMarginLoss: expected weight to be None or 1D, got {np.ndim(weight)}D instead")
-        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
+        super().__init__(weight, FL._legacy_reduction(size_average, reduce, reduction))
         self.p = p
         self.margin = margin
 
@@ -417,7 +403,7 @@ class MultiLabelMarginLoss(_Loss):
     """
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._multilabel_margin_loss(input, target, self.reduction, repr(self))
@@ -437,7 +423,7 @@ class MultiLabelSoftMarginLoss(_WeightedLoss):
     """
 
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
-        super().__init__(weight, _legacy_reduction(size_average, reduce, reduction))
+        super().__init__(weight, FL._legacy_reduction(size_average, reduce, reduction))
 
     def forward(self, input, target):
         loss, saved = FL._multilabel_soft_margin_loss(input, target, self.weight, self.reduction, repr(self))
@@ -461,7 +447,7 @@ class TripletMarginLoss(_Loss):
                  reduction="mean"):
         if margin <= 0:
             raise ValueError(f"TripletMarginLoss: expected margin to be greater than 0, got {margin} instead")
-        super().__init__(_legacy_reduction(size_average, reduce, reduction))
+        super().__init__(FL._legacy_reduction(size_average, reduce, reduction))
         self.margin = margin
         self.p = p
         self.eps = eps

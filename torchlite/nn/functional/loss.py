@@ -46,6 +46,18 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 # ----------------------------------------------------------------------------- validation
+def _legacy_reduction(size_average, reduce, reduction):
+    """``reduction``, or torch's reading of the deprecated ``size_average`` / ``reduce`` flags when either is given
+    (with torch's warning): both true (None counts as true) -> 'mean', reduce only -> 'sum', else 'none'."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{legacy}' instead.")
+    return legacy
+
+
 def _check_reduction(who, reduction, allowed=_REDUCTIONS):
     """Raise a ValueError naming ``who`` unless ``reduction`` is one of ``allowed``."""
     if reduction not in allowed:
@@ -177,11 +189,12 @@ def _mse_loss(input, target, reduction, weight, who):
     return _weighted(d, w, reduction, True), (x, t)
 
 
-def mse_loss(input, target, *, reduction="mean", weight=None):
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Squared error (x - y)^2, reduced.
 
     ``weight`` (the input's shape) weights the elements; its 'mean' is sum(w l) / sum(w).
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _mse_loss(input, target, reduction, weight, "mse_loss")[0]
 
 
@@ -205,8 +218,9 @@ def _l1_loss(input, target, reduction, weight, who):
     return _weighted(d, w, reduction, True), (x, t)
 
 
-def l1_loss(input, target, *, reduction="mean", weight=None):
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Absolute error |x - y|, reduced (``weight`` as in mse_loss)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _l1_loss(input, target, reduction, weight, "l1_loss")[0]
 
 
@@ -245,8 +259,9 @@ def _smooth_l1_loss(input, target, reduction, beta, who):
     return _reduce(loss, reduction), (x, t)
 
 
-def smooth_l1_loss(input, target, *, reduction="mean", beta=1.0):
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     """0.5 d^2 / beta where |d| < beta, else |d| - beta / 2 (d = x - y); L1 when beta == 0."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _smooth_l1_loss(input, target, reduction, beta, "smooth_l1_loss")[0]
 
 
@@ -422,12 +437,13 @@ def _nll_loss(input, target, weight, ignore_index, reduction, who):
     return _unbatch(loss, x.ndim == 1, reduction), (x, t, w)
 
 
-def nll_loss(input, target, weight=None, *, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log likelihood -w[y] x[y] of log-probabilities ``input`` at class indices ``target``.
 
     Shapes: input (N, C), (C,) or (N, C, d1, ...); target (N,), () or (N, d1, ...) integer.
     'mean' divides by the sum of the targets' weights (ignored targets count 0).
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _nll_loss(input, target, weight, ignore_index, reduction, "nll_loss")[0]
 
 
@@ -486,7 +502,8 @@ def _soft_cross_entropy(logp, q, w, reduction, label_smoothing):
     return _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
+                  label_smoothing=0.0):
     """Cross entropy between logits ``input`` and class indices or class probabilities ``target``.
 
     Shapes: input (N, C), (C,) or (N, C, d1, ...); target either integer class indices of shape
@@ -495,6 +512,7 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     targets contribute nothing; ``label_smoothing`` mixes the target with the uniform
     distribution. 'mean' with class indices divides by the sum of the targets' weights.
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, "cross_entropy")[0]
 
 
@@ -583,11 +601,12 @@ def _bce(input, target, weight, reduction, who):
     return _reduce(loss, reduction), (x, t, w)
 
 
-def binary_cross_entropy(input, target, weight=None, *, reduction="mean"):
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """-w (y log x + (1 - y) log(1 - x)) for probabilities x in [0, 1], each log clamped at -100.
 
     Shapes: input, target (*) alike; weight broadcasts to them.
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _bce(input, target, weight, reduction, "binary_cross_entropy")[0]
 
 
@@ -634,12 +653,14 @@ def _bce_logits(input, target, weight, pos_weight, reduction, who):
     return _reduce(loss, reduction), (x, t, w, pw)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
     """Sigmoid + binary cross entropy in one stable formula (finite for any logits).
 
     Shapes: input, target (*) alike; weight broadcasts to them; pos_weight (weight of positive
     examples) broadcasts along the last dims, e.g. (C,) for input (N, C).
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _bce_logits(input, target, weight, pos_weight, reduction, "binary_cross_entropy_with_logits")[0]
 
 
@@ -689,12 +710,13 @@ def _kl_div(input, target, reduction, log_target, who):
     return _reduce(loss, reduction), (x, t)
 
 
-def kl_div(input, target, *, reduction="mean", log_target=False):
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     """KL(target || exp(input)) pointwise: y (log y - x), or exp(y) (y - x) with ``log_target``.
 
     ``input`` holds log-probabilities. 'batchmean' divides the sum by the batch size (the
     true KL divergence); 'mean' divides by every element (with torch's warning).
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _kl_div(input, target, reduction, log_target, "kl_div")[0]
 
 
@@ -803,8 +825,10 @@ def _poisson_nll_loss(input, target, log_input, full, eps, reduction, who):
     return _reduce(loss, reduction), (x, t)
 
 
-def poisson_nll_loss(input, target, log_input=True, full=False, *, eps=1e-8, reduction="mean"):
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8, reduce=None,
+                     reduction="mean"):
     """Poisson negative log likelihood: exp(x) - y x (``log_input``), else x - y log(x + eps)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _poisson_nll_loss(input, target, log_input, full, eps, reduction, "poisson_nll_loss")[0]
 
 
@@ -835,8 +859,9 @@ def _soft_margin_loss(input, target, reduction, who):
     return _reduce(_softplus1(np.negative(t * x)), reduction), (x, t)
 
 
-def soft_margin_loss(input, target, *, reduction="mean"):
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """log(1 + exp(-y x)) for labels y = +-1, finite for any x. Shapes: input, target (*) alike."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _soft_margin_loss(input, target, reduction, "soft_margin_loss")[0]
 
 
@@ -870,8 +895,9 @@ def _margin_ranking_loss(input1, input2, target, margin, reduction, who):
     return _reduce(np.maximum(v, 0, out=v), reduction), (x1, x2, t)
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, *, reduction="mean"):
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
     """max(0, -y (x1 - x2) + margin) for y = +-1. Shapes: input1, input2, target (*) alike (or broadcast)."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _margin_ranking_loss(input1, input2, target, margin, reduction, "margin_ranking_loss")[0]
 
 
@@ -900,8 +926,9 @@ def _hinge_embedding_loss(input, target, margin, reduction, who):
     return _reduce(loss, reduction), (x, t)
 
 
-def hinge_embedding_loss(input, target, margin=1.0, *, reduction="mean"):
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None, reduction="mean"):
     """x where y == 1, max(0, margin - x) where y == -1. Shapes: input, target (*) alike."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _hinge_embedding_loss(input, target, margin, reduction, "hinge_embedding_loss")[0]
 
 
@@ -938,11 +965,12 @@ def _cosine_embedding_loss(input1, input2, target, margin, reduction, who):
     return _reduce(np.asarray(loss, dtype=x1.dtype), reduction), (x1, x2, t)
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, *, reduction="mean"):
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
     """1 - cos(x1, x2) where y == 1, max(0, cos(x1, x2) - margin) where y == -1.
 
     Shapes: input1, input2 (N, D) or (D,); target (N,) or ().
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _cosine_embedding_loss(input1, input2, target, margin, reduction, "cosine_embedding_loss")[0]
 
 
@@ -1008,12 +1036,13 @@ def _class_margins(x2, t, margin):
     return np.maximum(z, 0, out=z)
 
 
-def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, *, reduction="mean"):
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None, reduction="mean"):
     """Multi-class hinge: sum over j != y of w[y] max(0, margin - x[y] + x[j])^p / C, p in {1, 2}.
 
     Shapes: input (N, C) or (C,); target integer (N,) or (); weight (C,); output () or, for
     'none', (N,) or ().
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _multi_margin_loss(input, target, p, margin, weight, reduction, "multi_margin_loss")[0]
 
 
@@ -1076,12 +1105,13 @@ def _multilabel_margin_loss(input, target, reduction, who):
     return (loss.reshape(()) if x.ndim < 2 and reduction == "none" else loss), (x, np.asarray(target))
 
 
-def multilabel_margin_loss(input, target, *, reduction="mean"):
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """Multi-label hinge: sum over targets j and non-targets k of max(0, 1 - (x[j] - x[k])) / C.
 
     Shapes: input (N, C) or (C,); target integer of the same shape, holding the target classes
     first and then -1 (entries after the first -1 are ignored); output () or, for 'none', (N,) or ().
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _multilabel_margin_loss(input, target, reduction, "multilabel_margin_loss")[0]
 
 
@@ -1117,12 +1147,13 @@ def _multilabel_soft_margin_loss(input, target, weight, reduction, who):
     return _reduce(loss, reduction), (x, t, w)
 
 
-def multilabel_soft_margin_loss(input, target, weight=None, *, reduction="mean"):
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
     """Per-class logistic loss averaged over the C classes: mean_c w_c softplus(-y_c x_c) for y in {0, 1}.
 
     Shapes: input (N, C) or (C,) (any leading dims; classes last); target like the input;
     weight broadcasts to it, e.g. (C,); output () or, for 'none', the input's shape without C.
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _multilabel_soft_margin_loss(input, target, weight, reduction, "multilabel_soft_margin_loss")[0]
 
 
@@ -1197,12 +1228,14 @@ def _triplet_margin_loss_backward(grad_output, saved, p, reduction):
     return da, dp, dn
 
 
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *, reduction="mean"):
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None,
+                        reduce=None, reduction="mean"):
     """max(0, margin + d(a, p) - d(a, n)), d the p-norm distance of ``pairwise_distance`` (with ``eps``).
 
     ``swap``: d(a, n) becomes min(d(a, n), d(p, n)). Shapes: anchor, positive, negative (N, D)
     or (D,), all with the same number of dims (broadcasting); output () or, for 'none', (N,) or ().
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     return _triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction,
                                 "triplet_margin_loss")[0]
 
