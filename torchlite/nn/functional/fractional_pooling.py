@@ -164,13 +164,15 @@ def fractional_max_pool_nd_backward(grad_output, indices, input_shape, d):
     return total.astype(grad.dtype, copy=False).reshape(input_shape)
 
 
-def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None, _random_samples=None):
-    """(output, indices) of ``fractional_max_pool2d``."""
+def fractional_max_pool2d_with_indices(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                                       _random_samples=None):
+    """(output, indices) of ``fractional_max_pool2d``, whatever ``return_indices`` says (as torch)."""
     return fractional_max_pool_nd(input, 2, kernel_size, output_size, output_ratio, _random_samples)
 
 
-def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None, _random_samples=None):
-    """(output, indices) of ``fractional_max_pool3d``."""
+def fractional_max_pool3d_with_indices(input, kernel_size, output_size=None, output_ratio=None, return_indices=False,
+                                       _random_samples=None):
+    """(output, indices) of ``fractional_max_pool3d``, whatever ``return_indices`` says (as torch)."""
     return fractional_max_pool_nd(input, 3, kernel_size, output_size, output_ratio, _random_samples)
 
 
