@@ -311,3 +311,17 @@ def test_spectral_norm_sgd_steps_match_torch():
         t_opt.step()
     for key, value in theirs.state_dict().items():
         assert_close(ours.state_dict()[key], value.numpy(), np.float64, key)
+
+
+def test_parametrized_weight_norm_loads_a_classic_weight_norm_checkpoint_as_torch():
+    from torchlite.nn.utils import parametrizations
+    from torchlite.nn.utils import weight_norm as classic_weight_norm
+
+    old = nn.Sequential(classic_weight_norm(nn.Linear(3, 4)))
+    new = nn.Sequential(parametrizations.weight_norm(nn.Linear(3, 4)))
+    state = old.state_dict()
+    assert {"0.weight_g", "0.weight_v"} <= set(state)
+    new.load_state_dict(state)
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(new(x), old(x), rtol=1e-6)
+    assert set(state) == {"0.weight_g", "0.weight_v", "0.bias"}  # the caller's dict is not edited
