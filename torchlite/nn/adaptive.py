@@ -174,22 +174,13 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         if grad_loss is not None and n:
             g -= np.asarray(grad_loss, dtype=x.dtype) / x.dtype.type(n)  # loss = -mean(output)
         rows = np.arange(n)
-        dx = self._linear_backward(self.head, _one_hot_backward(g, head_logprob, rows, head_index), x)
+        dx = self.head._backward_at(x, _one_hot_backward(g, head_logprob, rows, head_index))
         for i, idx, rel, hidden, logprob in clusters:
             i2h, h2o = self.tail[i]
             d_logits = _one_hot_backward(g[idx], logprob, np.arange(idx.size), rel)
-            d_hidden = self._linear_backward(h2o, d_logits, hidden)
-            dx[idx] += self._linear_backward(i2h, d_hidden, x[idx])
+            d_hidden = h2o._backward_at(hidden, d_logits)
+            dx[idx] += i2h._backward_at(x[idx], d_hidden)
         return dx if batched else dx.reshape(x.shape[1:])
-
-    @staticmethod
-    def _linear_backward(layer, grad, x):
-        need_db = layer.bias is not None and layer.bias.requires_grad
-        dx, dw, db = F.linear_backward(grad, x, layer.weight.data, True, need_db)
-        layer.weight.accumulate_grad(dw, fresh=True)
-        if need_db:
-            layer.bias.accumulate_grad(db, fresh=True)
-        return dx
 
     # ----------------------------------------------------------------- inference
     def _full_log_prob(self, x, head_output):

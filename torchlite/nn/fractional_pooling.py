@@ -6,6 +6,7 @@ arguments). The math is in ``functional/fractional_pooling.py``.
 import numpy as np
 
 from . import functional as F
+from ._checks import as_float_input
 from .functional.conv import _ntuple
 from .module import Module
 
@@ -35,9 +36,8 @@ class _FractionalMaxPoolNd(Module):
             self.output_ratio = ratio
 
     def forward(self, input):
-        samples = self._random_samples
-        if samples is not None and np.asarray(input).dtype.kind in "fiub":
-            input = np.asarray(input).astype(samples.dtype, copy=False)  # the layer's dtype, as parameters set it
+        if self._random_samples is not None:  # the samples set the layer's dtype, as parameters do
+            input = as_float_input(self, input, self._random_samples.dtype)
         y, indices = F.fractional_max_pool_nd(input, self.dims, self.kernel_size, self.output_size, self.output_ratio,
                                               self._random_samples, who=repr(self))
         self.save_for_backward(indices, np.shape(input), y.dtype)

@@ -69,8 +69,13 @@ class Linear(Module):
 
     def backward(self, grad_output):
         (x,) = self.pop_saved()
+        return self._backward_at(x, grad_output, self.needs_input_grad)
+
+    def _backward_at(self, x, grad_output, need_dx=True):
+        """Accumulate the parameter gradients for input ``x``; dx, or None without ``need_dx``.
+
+        For modules that run this layer's math on their own inputs (AdaptiveLogSoftmaxWithLoss)."""
         grad = np.asarray(grad_output, dtype=x.dtype)
-        need_dx = self.needs_input_grad
         need_db = self.bias is not None and self.bias.requires_grad
         dx, dw, db = F.linear_backward(grad, x, self.weight.data, need_dx, need_db)
         self.weight.accumulate_grad(dw, fresh=True)

@@ -36,6 +36,19 @@ def _check_running_stats(bn):
         raise AssertionError("bn.running_mean and bn.running_var must not be None")
 
 
+def _fusion_terms(layer_w, layer_b, bn_rm, bn_rv, bn_w, bn_b):
+    """Arrays of a layer and its BatchNorm with the defaults filled in: (w, b, bias dtype, running mean,
+    running var, bn weight, bn bias); a missing bias is zeros in the weight's dtype, a missing affine
+    weight/bias ones/zeros."""
+    w = _array(layer_w)
+    rm, rv = _array(bn_rm), _array(bn_rv)
+    b = np.zeros_like(rm) if layer_b is None else _array(layer_b)
+    bias_dtype = w.dtype if layer_b is None else b.dtype
+    scale_w = np.ones_like(rm) if bn_w is None else _array(bn_w)
+    shift = np.zeros_like(rm) if bn_b is None else _array(bn_b)
+    return w, b, bias_dtype, rm, rv, scale_w, shift
+
+
 def fuse_conv_bn_eval(conv, bn, transpose=False):
     """A new convolution equal to ``bn(conv(x))``; ``conv`` and ``bn`` (both in eval mode) are left alone.
 
@@ -68,12 +81,7 @@ def fuse_conv_bn_weights(conv_w, conv_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b, trans
         Parameters in the dtypes of ``conv_w`` and ``conv_b`` (``conv_w``'s when ``conv_b`` is None),
         requiring grad as the inputs did (a plain array or a missing bias: no grad).
     """
-    w = _array(conv_w)
-    rm, rv = _array(bn_rm), _array(bn_rv)
-    b = np.zeros_like(rm) if conv_b is None else _array(conv_b)
-    bias_dtype = w.dtype if conv_b is None else b.dtype
-    scale_w = np.ones_like(rm) if bn_w is None else _array(bn_w)
-    shift = np.zeros_like(rm) if bn_b is None else _array(bn_b)
+    w, b, bias_dtype, rm, rv, scale_w, shift = _fusion_terms(conv_w, conv_b, bn_rm, bn_rv, bn_w, bn_b)
     var_rsqrt = 1 / np.sqrt(rv + bn_eps)
     shape = [1, -1] if transpose else [-1, 1]
     shape += [1] * (w.ndim - 2)
@@ -116,12 +124,7 @@ def fuse_linear_bn_weights(linear_w, linear_b, bn_rm, bn_rv, bn_eps, bn_w, bn_b)
         Parameters in the dtypes of ``linear_w`` and ``linear_b`` (``linear_w``'s when ``linear_b``
         is None). With a (1,) BatchNorm and no linear bias the bias is (1,), as torch's.
     """
-    w = _array(linear_w)
-    rm, rv = _array(bn_rm), _array(bn_rv)
-    b = np.zeros_like(rm) if linear_b is None else _array(linear_b)
-    bias_dtype = w.dtype if linear_b is None else b.dtype
-    scale_w = np.ones_like(rm) if bn_w is None else _array(bn_w)
-    shift = np.zeros_like(rm) if bn_b is None else _array(bn_b)
+    w, b, bias_dtype, rm, rv, scale_w, shift = _fusion_terms(linear_w, linear_b, bn_rm, bn_rv, bn_w, bn_b)
     bn_scale = scale_w / np.sqrt(rv + bn_eps)
     # torch casts the scale before the product (the conv version casts after)
     fused_w = w * bn_scale[:, None].astype(w.dtype, copy=False)
