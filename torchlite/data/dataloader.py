@@ -1,15 +1,21 @@
-"""DataLoader: batches of NumPy arrays from a dataset, with torch's arguments and checks.
+"""DataLoader: batches of NumPy arrays from a dataset, with torch's arguments, checks and workers.
 
-Loading always runs in the calling process: a batch of an array-backed dataset is one fancy
-index (``dataset.get_batch``), cheaper than handing work to worker processes. The
-multiprocessing arguments (``num_workers``, ``prefetch_factor``, ``persistent_workers``, ...)
-are accepted and checked as torch checks them, so torch code runs unchanged.
+With ``num_workers=0`` (the default) batches are read in the calling process: a batch of an
+array-backed dataset is one fancy index (``dataset.get_batch``), the fastest way there is.
+With ``num_workers > 0`` they are read and collated in that many worker processes, as torch
+does (see _multiprocessing.py and worker.py): worth it when ``__getitem__`` does real work
+(decoding, augmentation, I/O).
 """
 import copy
 import itertools
+import multiprocessing
+import os
+import warnings
 
 import numpy as np
 
+from ._fetch import create_fetcher
+from ._multiprocessing import _MultiProcessingDataLoaderIter
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
@@ -30,15 +36,37 @@ class DataLoader:
         sampler: an iterable of indices (e.g. ``WeightedRandomSampler``).
         batch_sampler: an iterable of lists of indices; exclusive with batch_size, shuffle,
             sampler and drop_last.
-        num_workers: accepted for compatibility; loading runs in this process.
-        collate_fn: list of samples -> batch (default ``default_collate``: stacked arrays).
-        drop_last: drop the last incomplete batch.
-        generator: ``numpy.random.Generator`` for shuffling. None: each epoch draws one seed from
-            torchlite's global generator, so ``torchlite.manual_seed`` fixes the order and
-            ``torchlite.set_rng_state`` replays it; a loader's own generator is saved and
-            restored with ``state_dict()`` / ``load_state_dict()``.
+        num_workers: how many worker processes read and collate batches; 0 reads them in this
+            process. Each worker gets a copy of the dataset (inherited with the default ``fork``
+            start method on Linux, pickled with ``spawn``/``forkserver``); an ``IterableDataset``
+            is iterated whole in every worker unless it shards itself with ``get_worker_info()``.
+        collate_fn: list of samples -> batch (default ``default_collate``: stacked arrays); runs
+            in the workers, whose batches are pickled back.
+        pin_memory: accepted for torch code; ignored (no accelerator memory to pin).
+        drop_last: drop the last incomplete batch (with an ``IterableDataset`` and workers, each
+            worker's own last batch).
+        timeout: seconds to wait for a batch from the workers before raising RuntimeError;
+            0 waits forever.
+        worker_init_fn: called as ``worker_init_fn(worker_id)`` in each worker, after seeding and
+            before loading.
+        multiprocessing_context: a start method name (``"fork"``, ``"spawn"``, ``"forkserver"``)
+            or a ``multiprocessing`` context; None uses the default one.
+        generator: ``numpy.random.Generator`` for shuffling and for the workers' ``base_seed``.
+            None: each epoch draws one seed from torchlite's global generator, so
+            ``torchlite.manual_seed`` fixes the order and ``torchlite.set_rng_state`` replays it;
+            a loader's own generator is saved and restored with ``state_dict()`` / ``load_state_dict()``.
+        prefetch_factor: batches in flight per worker (default 2 with workers; None without).
+        persistent_workers: keep the workers (and their dataset copies) from one epoch to the next.
+        pin_memory_device: accepted for torch code; ignored.
+        in_order: yield the workers' batches in sampler order; False yields each as it arrives.
 
     Yields what ``collate_fn`` makes: for ``TensorDataset(x, y)`` a list ``[x_batch, y_batch]``.
+
+    Workers and randomness, as torch: each iterator draws ``base_seed`` from ``generator`` (or
+    torchlite's global generator); worker ``i`` seeds torchlite's global generator (and Python's
+    ``random`` and NumPy's legacy ``np.random``) with ``base_seed + i``, which
+    ``get_worker_info().seed`` reports. Random transforms thus differ between workers, and a run
+    repeats after ``torchlite.manual_seed``. Persistent workers are seeded once.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -46,7 +74,9 @@ class DataLoader:
                  multiprocessing_context=None, generator=None, *, prefetch_factor=None, persistent_workers=False,
                  pin_memory_device="", in_order=True):
         self.__dict__["_initialized"] = False
-        _check_workers(num_workers, timeout, prefetch_factor, persistent_workers, multiprocessing_context)
+        _check_workers(num_workers, timeout, prefetch_factor, persistent_workers)
+        self.num_workers = num_workers
+        self.multiprocessing_context = multiprocessing_context
         if generator is not None and not isinstance(generator, np.random.Generator):
             raise TypeError(f"DataLoader: generator should be a numpy.random.Generator or None, "
                             f"got {type(generator).__name__}")
@@ -96,55 +126,101 @@ class DataLoader:
         self.generator = generator
         self.collate_fn = collate_fn if collate_fn is not None else (
             default_collate if auto_collation else default_convert)
-        self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.pin_memory_device = pin_memory_device
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
-        self.multiprocessing_context = multiprocessing_context
         self.prefetch_factor = 2 if num_workers > 0 and prefetch_factor is None else prefetch_factor
         self.persistent_workers = persistent_workers
         self.in_order = in_order
         self._iterable = iterable
         self._auto_collation = auto_collation
+        self._iterator = None
         self._initialized = True
+        self._check_worker_number_rationality()
 
     def __setattr__(self, name, value):
         if self.__dict__.get("_initialized") and name in _FROZEN:
             raise ValueError(f"{name} attribute should not be set after {type(self).__name__} is initialized")
         super().__setattr__(name, value)
 
+    @property
+    def multiprocessing_context(self):
+        """The ``multiprocessing`` context workers start in (None: the default one)."""
+        return self._multiprocessing_context
+
+    @multiprocessing_context.setter
+    def multiprocessing_context(self, context):
+        if context is not None:
+            if self.num_workers == 0:
+                raise ValueError("multiprocessing_context can only be used with multi-process loading "
+                                 f"(num_workers > 0), but got num_workers={self.num_workers}")
+            if isinstance(context, str):
+                methods = multiprocessing.get_all_start_methods()
+                if context not in methods:
+                    raise ValueError(f"multiprocessing_context option should specify a valid start method in "
+                                     f"{methods!r}, but got multiprocessing_context={context!r}")
+                context = multiprocessing.get_context(context)
+            if not isinstance(context, multiprocessing.context.BaseContext):
+                raise TypeError(f"multiprocessing_context option should be a valid context object or a string "
+                                f"specifying the start method, but got multiprocessing_context={context}")
+        self._multiprocessing_context = context
+
     # ----------------------------------------------------------------- iteration
     def __iter__(self):
+        if self.num_workers == 0:
+            return self._single_process_iter()
+        if not self.persistent_workers:
+            return self._get_iterator()
+        # one iterator for the loader's lifetime, so its workers serve every epoch
+        if self._iterator is None:
+            self._iterator = self._get_iterator()
+        else:
+            self._iterator._reset(self)
+        return self._iterator
+
+    def _get_iterator(self):
+        if self.prefetch_factor == 0:  # torch fails here too, on an assertion
+            raise ValueError("prefetch_factor must be greater than 0 for multi-process loading (num_workers > 0)")
+        self._check_worker_number_rationality()
+        return _MultiProcessingDataLoaderIter(self)
+
+    @property
+    def _index_sampler(self):
+        """What each fetch gets: lists of indices, single indices, or for an IterableDataset
+        (which ignores them) placeholders whose length is the batch size, without end."""
         if self._iterable:
-            return self._iter_stream()
-        if not self._auto_collation:
-            return (self.collate_fn(self.dataset[i]) for i in self.sampler)
-        fetch = self._fetcher()
-        return (fetch(indices) for indices in self.batch_sampler)
+            return itertools.repeat([None] * self.batch_size if self._auto_collation else None)
+        return self.batch_sampler if self._auto_collation else self.sampler
 
-    def _fetcher(self):
-        """indices -> batch: the dataset's own ``get_batch`` when collation is the default one."""
-        dataset, collate = self.dataset, self.collate_fn
-        get_batch = getattr(dataset, "get_batch", None)
-        if collate is default_collate and callable(get_batch):
-            return get_batch
-        getitems = getattr(dataset, "__getitems__", None)
-        if callable(getitems):
-            return lambda indices: collate(getitems(indices))
-        return lambda indices: collate([dataset[i] for i in indices])
-
-    def _iter_stream(self):
-        it = iter(self.dataset)
-        if not self._auto_collation:
-            for sample in it:
-                yield self.collate_fn(sample)
-            return
-        while True:
-            batch = list(itertools.islice(it, self.batch_size))
-            if not batch or (self.drop_last and len(batch) < self.batch_size):
+    def _single_process_iter(self):
+        fetcher = create_fetcher(self._iterable, self.dataset, self._auto_collation, self.collate_fn,
+                                 self.drop_last)
+        for index in self._index_sampler:
+            try:
+                batch = fetcher.fetch(index)
+            except StopIteration:  # the IterableDataset is spent
                 return
-            yield self.collate_fn(batch)
+            yield batch
+
+    def _check_worker_number_rationality(self):
+        """Warn, as torch, when there are more workers than CPUs this process may use."""
+        if self.num_workers == 0:
+            return
+        cpuset_checked = hasattr(os, "sched_getaffinity")
+        cpus = len(os.sched_getaffinity(0)) if cpuset_checked else os.cpu_count()
+        if cpus is not None and self.num_workers <= cpus:
+            return
+        if cpus is None:
+            suggestion = "DataLoader is not able to compute a suggested max number of worker in current system."
+        else:
+            suggestion = (f"Our suggested max number of worker in current system is {cpus}"
+                          f"{'' if cpuset_checked else ' (`cpuset` is not taken into account)'}, which is smaller "
+                          "than what this DataLoader is going to create.")
+        warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in total. {suggestion} "
+                      "Please be aware that excessive worker creation might get DataLoader running slow or even "
+                      "freeze, lower the worker number to avoid potential slowness/freeze if necessary.",
+                      stacklevel=3)
 
     def __len__(self):
         if self._iterable:
@@ -178,7 +254,7 @@ class DataLoader:
             g.bit_generator.state = state
 
 
-def _check_workers(num_workers, timeout, prefetch_factor, persistent_workers, multiprocessing_context):
+def _check_workers(num_workers, timeout, prefetch_factor, persistent_workers):
     if num_workers < 0:
         raise ValueError("num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
     if timeout < 0:
@@ -190,6 +266,3 @@ def _check_workers(num_workers, timeout, prefetch_factor, persistent_workers, mu
         raise ValueError("prefetch_factor option should be non-negative")
     if persistent_workers and num_workers == 0:
         raise ValueError("persistent_workers option needs num_workers > 0")
-    if multiprocessing_context is not None and num_workers == 0:
-        raise ValueError("multiprocessing_context can only be used with multi-process loading (num_workers > 0), "
-                         f"but got num_workers={num_workers}")
