@@ -1,6 +1,8 @@
 """PixelShuffle, PixelUnshuffle, ChannelShuffle (and functional forms) against PyTorch: outputs and
 gradients over factors and batch shapes (incl. unbatched and extra batch dims), inverses, gradchecks,
 reprs, errors."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -55,6 +57,16 @@ def test_exact_values_inverses_and_integer_input():
     np.testing.assert_array_equal(F.channel_shuffle_backward(c, 4), x)
     np.testing.assert_array_equal(F.pixel_shuffle_backward(y, 2), x)
     np.testing.assert_array_equal(F.pixel_unshuffle_backward(x, 2), y)
+
+
+@pytest.mark.parametrize("groups,shape", CHANNEL, ids=str)
+def test_native_channel_shuffle_is_torchs(groups, shape):
+    x = np.arange(math.prod(shape)).reshape(shape)
+    y = F.native_channel_shuffle(x, groups)
+    np.testing.assert_array_equal(y, torch.nn.functional.native_channel_shuffle(torch.from_numpy(x), groups).numpy())
+    np.testing.assert_array_equal(F.channel_shuffle_backward(y, groups), x)
+    with pytest.raises(ValueError, match=r"^native_channel_shuffle: expected input \(N, C, \*\) with at least 3"):
+        F.native_channel_shuffle(x.reshape(shape[0], -1), groups)
 
 
 @pytest.mark.parametrize("module", [nn.PixelShuffle(2), nn.PixelUnshuffle(2), nn.ChannelShuffle(2)], ids=repr)

@@ -2,13 +2,13 @@
 
 ``pixel_shuffle`` moves channel blocks into space, ``(*, C r^2, H, W) -> (*, C, H r, W r)``;
 ``pixel_unshuffle`` is its inverse; ``channel_shuffle`` interleaves ``groups`` channel groups of
-``(N, C, *)``. Each backward applies the inverse rearrangement to ``grad_output``. Any dtype
+``(N, C, *)`` (``native_channel_shuffle`` is torch's other name for it). Each backward applies the inverse rearrangement to ``grad_output``. Any dtype
 passes through unchanged.
 """
 import numpy as np
 
 __all__ = ["pixel_shuffle", "pixel_shuffle_backward", "pixel_unshuffle", "pixel_unshuffle_backward",
-           "channel_shuffle", "channel_shuffle_backward"]
+           "channel_shuffle", "channel_shuffle_backward", "native_channel_shuffle"]
 
 
 def _check_factor(factor, name, who):
@@ -88,6 +88,11 @@ def _channel_shuffle(input, groups, who):
 def channel_shuffle(input, groups):
     """(N, C, *) -> (N, C, *) with channels seen as (groups, C / groups) and transposed."""
     return _channel_shuffle(input, groups, "channel_shuffle")
+
+
+def native_channel_shuffle(input, groups):
+    """``channel_shuffle`` under the name of torch's native kernel (same result; ``channel_shuffle_backward``)."""
+    return _channel_shuffle(input, groups, "native_channel_shuffle")
 
 
 def channel_shuffle_backward(grad_output, groups):

@@ -161,7 +161,7 @@ def _axis_terms(mode, size, out, scale, align_corners, antialias, dtype):
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False, return_context=False):
+                recompute_scale_factor=None, antialias=False, *, return_context=False):
     """Resize (N, C, *spatial) to (N, C, *size) or (N, C, *floor(spatial * scale_factor)).
 
     mode: 'nearest', 'nearest-exact', 'linear' (3-d input), 'bilinear' (4-d), 'bicubic' (4-d),
