@@ -31,6 +31,8 @@ def zero_d_safe(fn):
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if args and getattr(args[0], "ndim", 0):  # the hot path: not every array is 0-d
+            return fn(*args, **kwargs)
         arrays = [a for a in (*args, *kwargs.values()) if isinstance(a, (np.ndarray, np.generic))]
         if not arrays or any(a.ndim for a in arrays):
             return fn(*args, **kwargs)

@@ -61,11 +61,12 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input):
-        x = as_float_input(self, input, self.weight.dtype)
+        weight, bias = self.weight, self.bias
+        x = as_float_input(self, input, weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise shape_error(self, f"(*, {self.in_features})", x)
         self.save_for_backward(x)
-        return F.linear(x, self.weight.data, None if self.bias is None else self.bias.data)
+        return F.linear(x, weight.data, None if bias is None else bias.data)
 
     def backward(self, grad_output):
         (x,) = self.pop_saved()
@@ -76,11 +77,12 @@ class Linear(Module):
 
         For modules that run this layer's math on their own inputs (AdaptiveLogSoftmaxWithLoss)."""
         grad = np.asarray(grad_output, dtype=x.dtype)
-        need_db = self.bias is not None and self.bias.requires_grad
-        dx, dw, db = F.linear_backward(grad, x, self.weight.data, need_dx, need_db)
-        self.weight.accumulate_grad(dw, fresh=True)
+        weight, bias = self.weight, self.bias
+        need_db = bias is not None and bias.requires_grad
+        dx, dw, db = F.linear_backward(grad, x, weight.data, need_dx, need_db)
+        weight.accumulate_grad(dw, fresh=True)
         if need_db:
-            self.bias.accumulate_grad(db, fresh=True)
+            bias.accumulate_grad(db, fresh=True)
         return dx
 
     def extra_repr(self):

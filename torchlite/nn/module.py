@@ -86,16 +86,21 @@ _STATE_HOOK_DICTS = ("_state_dict_pre_hooks", "_state_dict_hooks", "_load_state_
 _EXTRA_STATE_KEY_SUFFIX = "_extra_state"
 
 
-def _hooked_backward(fn):
-    """Wrap a subclass's ``backward`` so its module's backward hooks run once around the outermost call."""
+def _wrapped_backward(fn):
+    """Wrap a subclass's ``backward``: its module's backward hooks run once around the outermost call,
+    and anomaly mode checks what it returns. One wrapper, so the common case (neither) costs one test."""
 
     @functools.wraps(fn)
     def backward(self, *args, **kwargs):
-        if not (self._backward_pre_hooks or self._backward_hooks) or self.__dict__.get("_in_hooked_backward"):
+        hooked = (self._backward_pre_hooks or self._backward_hooks) and not self.__dict__.get("_in_hooked_backward")
+        if not hooked and not anomaly.is_anomaly_enabled():
             return fn(self, *args, **kwargs)
+        checked = anomaly.wrap_backward(fn)
+        if not hooked:
+            return checked(self, *args, **kwargs)
         object.__setattr__(self, "_in_hooked_backward", True)  # a super().backward() call runs no hooks again
         try:
-            return _hooks.call_backward(self, functools.partial(fn, self), args, kwargs)
+            return _hooks.call_backward(self, functools.partial(checked, self), args, kwargs)
         finally:
             object.__setattr__(self, "_in_hooked_backward", False)
 
@@ -160,7 +165,7 @@ class Module:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__.get("backward")
         if own is not None and not getattr(own, "_anomaly_wrapped", False):
-            cls.backward = _hooked_backward(anomaly.wrap_backward(own))
+            cls.backward = _wrapped_backward(own)
 
     # ----------------------------------------------------------------- hooks (see hooks.py)
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
@@ -216,7 +221,8 @@ class Module:
         return _hooks.add_hook(self._load_state_dict_post_hooks, hook, False)
 
     def _has_hooks(self):
-        return any(getattr(self, name) for name in _HOOK_DICTS)
+        d = self.__dict__
+        return bool(d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_pre_hooks"] or d["_backward_hooks"])
 
     def save_for_backward(self, *values):
         """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""

@@ -29,21 +29,22 @@ def _zero_row(dtype):
 def _flat(*arrays):
     """The arrays flattened without copying, or None unless all are C-contiguous of one shape and dtype."""
     first = arrays[0]
-    if all(a.flags.c_contiguous and a.dtype == first.dtype and a.shape == first.shape for a in arrays):
-        return [a.reshape(-1) for a in arrays]
-    return None
+    for a in arrays:
+        if not a.flags.c_contiguous or a.dtype != first.dtype or a.shape != first.shape:
+            return None
+    return [a.reshape(-1) for a in arrays]
 
 
 def relu_into(x, out):
     """out = max(x, 0) (NaN stays NaN); ``out`` may be ``x``. Returns ``out``."""
-    flat = _flat(x, out)
+    flat = _flat(x, out) if x.size > BLOCK else None
     if flat is None or x.dtype.kind != "f":
         return np.maximum(x, 0, out=out)
     fx, fo = flat
-    zero = _zero_row(x.dtype)
     full = x.size // BLOCK * BLOCK
-    np.maximum(fx[:full].reshape(-1, BLOCK), zero, out=fo[:full].reshape(-1, BLOCK))
-    np.maximum(fx[full:], 0, out=fo[full:])
+    np.maximum(fx[:full].reshape(-1, BLOCK), _zero_row(x.dtype), out=fo[:full].reshape(-1, BLOCK))
+    if full < x.size:
+        np.maximum(fx[full:], 0, out=fo[full:])
     return out
 
 
@@ -52,7 +53,7 @@ def relu_backward_into(grad, output, out):
 
     ``out`` must not overlap ``grad`` (it holds the mask before the product).
     """
-    flat = _flat(grad, output, out)
+    flat = _flat(grad, output, out) if grad.size > BLOCK else None
     if flat is None or np.may_share_memory(out, grad):
         return np.multiply(grad, ~(output <= 0), out=out)
     fg, fy, fo = flat

@@ -8,7 +8,7 @@ __all__ = ["linear", "linear_backward", "bilinear", "bilinear_backward"]
 
 def _rows(a):
     """(*, k) -> (prod(*), k); explicit, since reshape(-1, k) fails on empty arrays."""
-    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
+    return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def linear(x, weight, bias=None):
@@ -16,11 +16,10 @@ def linear(x, weight, bias=None):
 
     Leading dimensions are folded into one GEMM.
     """
-    x2 = _rows(x)
-    y = x2 @ weight.T
+    y = _rows(x) @ weight.T
     if bias is not None:
         y += bias
-    return y.reshape(x.shape[:-1] + (weight.shape[0],))
+    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True):

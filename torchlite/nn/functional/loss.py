@@ -472,7 +472,17 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     return _unbatch(loss, unbatched, reduction), (logp.reshape(x.shape), t.reshape(np.shape(target)), w)
 
 
+def _plain(logp, t, w, ignore_index, label_smoothing):
+    """True for the common case that takes the short path: (N, C) log-probabilities, no class
+    weights, no smoothing, no ignored target (the general path costs ~20 us more per step)."""
+    return w is None and label_smoothing == 0 and logp.ndim == 2 and not (t == ignore_index).any()
+
+
 def _hard_cross_entropy(logp, t, w, ignore_index, reduction, label_smoothing):
+    if _plain(logp, t, w, ignore_index, label_smoothing):
+        loss = logp[np.arange(len(t)), t]
+        np.negative(loss, out=loss)
+        return _class_reduce(loss, reduction, len(t))
     nll, valid, wt = _nll(logp, t, w, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
@@ -538,6 +548,13 @@ def cross_entropy_backward(grad_output, input, target, weight=None, *, ignore_in
 
 
 def _hard_cross_entropy_backward(grad_output, logp, t, w, ignore_index, reduction, label_smoothing):
+    if _plain(logp, t, w, ignore_index, label_smoothing):
+        g = _class_upstream(grad_output, reduction, len(t), t.shape, logp.dtype)
+        g = g[:, None] if g.ndim else g
+        dx = np.exp(logp)
+        dx *= g
+        dx[np.arange(len(t)), t] -= g[:, 0] if g.ndim else g
+        return dx
     safe, valid, wt = _class_weights(t, w, ignore_index, logp.dtype)
     g = _class_upstream(grad_output, reduction, wt.sum(), t.shape, logp.dtype)
     at_target = np.multiply(g, wt)
