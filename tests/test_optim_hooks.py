@@ -124,12 +124,12 @@ def build(name, p):
 
 
 OPTIMIZERS = ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "NAdam", "RAdam", "Adamax", "Adadelta", "Rprop", "ASGD",
-              "LBFGS"]
+              "LBFGS", "Adafactor", "Muon"]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_step_hooks_fire_once_per_step_for_every_optimizer(name, global_handles):
-    p = Parameter(np.ones(3))
+    p = Parameter(np.ones((2, 3)) if name == "Muon" else np.ones(3))  # Muon takes 2-D parameters only
     opt = build(name, p)
     calls = []
     global_handles.append(optimizer_module.register_optimizer_step_pre_hook(lambda o, a, k: calls.append("g-pre")))
