@@ -270,8 +270,10 @@ def test_lbfgs_accepts_a_float_loss_and_stops_at_a_flat_gradient():
 def test_lbfgs_needs_a_closure_and_a_single_group():
     p = torchlite.nn.Parameter(np.ones(3))
     opt = optim.LBFGS([p])
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'closure'"):
+        opt.step()  # closure is required, as in torch's signature
     with pytest.raises(TypeError, match="LBFGS.step needs a closure"):
-        opt.step()
+        opt.step(None)
     with pytest.raises(TypeError, match="got float"):
         opt.step(1.0)
     groups = [{"params": [torchlite.nn.Parameter(np.ones(2))]}, {"params": [p]}]

@@ -1,6 +1,7 @@
 """Adadelta: steps scaled by the ratio of running RMS of past updates to running RMS of gradients."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _effective_grad, _scalar_state
 
 __all__ = ["Adadelta"]
@@ -19,8 +20,8 @@ class Adadelta(Optimizer):
         eps (float): added inside both square roots (default: 1e-6).
         weight_decay (float): L2 penalty (default: 0).
         maximize (bool): maximize the objective (default: False).
-        foreach, capturable, differentiable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        capturable and differentiable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``square_avg``, ``acc_delta``.
     """
@@ -37,6 +38,7 @@ class Adadelta(Optimizer):
             raise ValueError(f"Invalid weight_decay value: {weight_decay}")
         defaults = {"lr": lr, "rho": rho, "eps": eps, "weight_decay": weight_decay, "maximize": maximize,
                     "capturable": capturable, "foreach": foreach, "differentiable": differentiable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

@@ -1,6 +1,7 @@
 """Adagrad: per-coordinate learning rates from the sum of squared gradients."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _effective_grad, _scalar_state
 
 __all__ = ["Adagrad"]
@@ -19,8 +20,8 @@ class Adagrad(Optimizer):
         initial_accumulator_value (float): starting value of the sums (default: 0).
         eps (float): added to the denominator (default: 1e-10).
         maximize (bool): maximize the objective (default: False).
-        foreach, differentiable, fused: accepted for torch compatibility; they only select
-            torch kernels and change nothing here.
+        foreach, fused: accepted, as torch's kernel choices (the update is the same).
+        differentiable: must be False (no autograd here; ValueError).
 
     State per parameter (created at construction, as torch): ``step`` (0-d), ``sum``.
     """
@@ -40,6 +41,7 @@ class Adagrad(Optimizer):
         defaults = {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
                     "initial_accumulator_value": initial_accumulator_value, "foreach": foreach,
                     "maximize": maximize, "differentiable": differentiable, "fused": fused}
+        check_flags(self, differentiable=differentiable, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:

@@ -1,6 +1,7 @@
 """Adam (and its decoupled-weight-decay form, the base of AdamW)."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _check_adam_args, _effective_grad, _lerp_, _scalar_state
 
 __all__ = ["Adam"]
@@ -23,8 +24,8 @@ class Adam(Optimizer):
         amsgrad (bool): use the AMSGrad variant (default: False).
         maximize (bool): maximize the objective (default: False).
         decoupled_weight_decay (bool): decay the parameter directly, as AdamW (default: False).
-        foreach, capturable, differentiable, fused: accepted for torch compatibility; they
-            only select torch kernels and change nothing here.
+        foreach, fused: accepted, as torch's kernel choices (the update is the same).
+        capturable and differentiable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
     """
@@ -37,6 +38,7 @@ class Adam(Optimizer):
                     "amsgrad": amsgrad, "maximize": maximize, "foreach": foreach, "capturable": capturable,
                     "differentiable": differentiable, "fused": fused,
                     "decoupled_weight_decay": decoupled_weight_decay}
+        check_flags(self, capturable=capturable, differentiable=differentiable, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

@@ -1,6 +1,7 @@
 """Adamax: Adam with the infinity norm in place of the second moment."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _check_adam_args, _effective_grad, _lerp_, _scalar_state
 
 __all__ = ["Adamax"]
@@ -19,8 +20,8 @@ class Adamax(Optimizer):
         eps (float): added to the denominator (default: 1e-8).
         weight_decay (float): L2 penalty (default: 0).
         maximize (bool): maximize the objective (default: False).
-        foreach, differentiable, capturable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        differentiable and capturable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``exp_avg``, ``exp_inf``.
     """
@@ -31,6 +32,7 @@ class Adamax(Optimizer):
         defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
                     "foreach": foreach, "maximize": maximize, "differentiable": differentiable,
                     "capturable": capturable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

@@ -1,6 +1,7 @@
 """ASGD: averaged stochastic gradient descent (SGD whose iterates are also averaged after ``t0`` steps)."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _effective_grad, _scalar_state
 
 __all__ = ["ASGD"]
@@ -22,8 +23,8 @@ class ASGD(Optimizer):
         t0 (float): step at which averaging starts (default: 1e6).
         weight_decay (float): L2 penalty (default: 0).
         maximize (bool): maximize the objective (default: False).
-        foreach, differentiable, capturable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        differentiable and capturable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step``, ``eta``, ``mu`` (0-d, in the scalar dtype like torch's, so
     ``eta`` and ``mu`` are rounded to float32 under a float32 default dtype), ``ax``.
@@ -40,6 +41,7 @@ class ASGD(Optimizer):
         defaults = {"lr": lr, "lambd": lambd, "alpha": alpha, "t0": t0, "weight_decay": weight_decay,
                     "foreach": foreach, "maximize": maximize, "differentiable": differentiable,
                     "capturable": capturable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

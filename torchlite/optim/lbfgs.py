@@ -183,7 +183,7 @@ class LBFGS(Optimizer):
             np.copyto(p.data, data)
         return loss, flat_grad
 
-    def step(self, closure=None):
+    def step(self, closure):
         """Perform one optimization step (up to ``max_iter`` L-BFGS iterations).
 
         Args:

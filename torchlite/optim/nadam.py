@@ -1,6 +1,7 @@
 """NAdam: Adam with Nesterov momentum and a momentum-decay schedule."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _check_adam_args, _effective_grad, _lerp_, _scalar_state
 
 __all__ = ["NAdam"]
@@ -23,8 +24,8 @@ class NAdam(Optimizer):
         momentum_decay (float): momentum decay (default: 4e-3).
         decoupled_weight_decay (bool): decay the parameter directly, as AdamW (default: False).
         maximize (bool): maximize the objective (default: False).
-        foreach, capturable, differentiable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        capturable and differentiable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``mu_product`` (0-d), ``exp_avg``, ``exp_avg_sq``.
     """
@@ -41,6 +42,7 @@ class NAdam(Optimizer):
                     "momentum_decay": momentum_decay, "decoupled_weight_decay": decoupled_weight_decay,
                     "maximize": maximize, "foreach": foreach, "capturable": capturable,
                     "differentiable": differentiable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

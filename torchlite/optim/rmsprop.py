@@ -1,6 +1,7 @@
 """RMSprop: gradient divided by a running root-mean-square, optionally centered and with momentum."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _effective_grad, _lerp_, _scalar_state
 
 __all__ = ["RMSprop"]
@@ -22,8 +23,8 @@ class RMSprop(Optimizer):
         momentum (float): momentum factor (default: 0).
         centered (bool): normalize by an estimate of the gradient's variance (default: False).
         maximize (bool): maximize the objective (default: False).
-        capturable, foreach, differentiable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        capturable and differentiable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``square_avg``, ``momentum_buffer`` (momentum > 0),
     ``grad_avg`` (centered).
@@ -44,6 +45,7 @@ class RMSprop(Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "alpha": alpha, "eps": eps, "centered": centered,
                     "weight_decay": weight_decay, "capturable": capturable, "foreach": foreach,
                     "maximize": maximize, "differentiable": differentiable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):

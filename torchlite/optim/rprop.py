@@ -1,6 +1,7 @@
 """Rprop: resilient backpropagation, per-coordinate step sizes adapted from gradient signs."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _scalar_state
 
 __all__ = ["Rprop"]
@@ -20,8 +21,8 @@ class Rprop(Optimizer):
             ``0 < etaminus < 1 < etaplus`` (default: (0.5, 1.2)).
         step_sizes (tuple[float, float]): smallest and largest step size (default: (1e-6, 50)).
         maximize (bool): maximize the objective (default: False).
-        capturable, foreach, differentiable: accepted for torch compatibility; they only
-            select torch kernels and change nothing here.
+        foreach: accepted, a choice among torch kernels (the update is the same).
+        capturable and differentiable: must be False (no accelerator, no autograd; ValueError).
 
     State per parameter: ``step`` (0-d), ``prev`` (the last gradient used), ``step_size``.
     """
@@ -34,6 +35,7 @@ class Rprop(Optimizer):
             raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
         defaults = {"lr": lr, "etas": tuple(etas), "step_sizes": tuple(step_sizes), "foreach": foreach,
                     "maximize": maximize, "differentiable": differentiable, "capturable": capturable}
+        check_flags(self, capturable=capturable, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _step_group(self, group, params):
