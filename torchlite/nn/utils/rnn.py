@@ -19,13 +19,90 @@ __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_
            "unpad_sequence", "pack_sequence", "unpack_sequence"]
 
 
+def _is_dtype_name(name):
+    try:
+        np.dtype(name)
+        return True
+    except TypeError:
+        return False
+
+
+def _device(device):
+    """The device of a ``to``/``cpu``/``cuda`` call: the CPU is the only one."""
+    name = "cpu" if device is None else str(device)
+    if name.split(":")[0] != "cpu" or name.count(":") > 1:
+        raise ValueError(f"PackedSequence: torchlite runs on the CPU with NumPy; device {name!r} is not available "
+                         "(use 'cpu')")
+
+
 class PackedSequence(NamedTuple):
-    """data (total, *), batch_sizes (T,) int64, sorted_indices / unsorted_indices (B,) int64 or None."""
+    """data (total, *), batch_sizes (T,) int64, sorted_indices / unsorted_indices (B,) int64 or None.
+
+    As torch's, ``to``, ``double``, ``float``, ... cast ``data`` only (the sizes and indices stay
+    int64) and return the sequence itself when nothing changes.
+    """
 
     data: np.ndarray
     batch_sizes: np.ndarray
     sorted_indices: np.ndarray = None
     unsorted_indices: np.ndarray = None
+
+    def to(self, *args, **kwargs):
+        """``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or keywords device, dtype, non_blocking."""
+        unknown = sorted(set(kwargs) - {"device", "dtype", "non_blocking"})
+        if unknown:
+            raise TypeError(f"PackedSequence.to: unexpected keyword arguments {unknown}")
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
+        for arg in args:
+            if isinstance(arg, str) and not _is_dtype_name(arg):
+                device = arg
+            else:
+                dtype = arg
+        _device(device)
+        data = self.data if dtype is None else self.data.astype(dtype, copy=False)
+        return self if data is self.data else self._replace(data=data)
+
+    def cpu(self, *args, **kwargs):
+        """Already there: the sequence itself (or cast, given a dtype)."""
+        return self.to(*args, **kwargs)
+
+    def cuda(self, *args, **kwargs):
+        _device("cuda")
+
+    def pin_memory(self):
+        raise ValueError("PackedSequence.pin_memory: pinned memory speeds up copies to an accelerator; torchlite "
+                         "runs on the CPU with NumPy")
+
+    def is_pinned(self):
+        return False
+
+    @property
+    def is_cuda(self):
+        return False
+
+    def double(self):
+        return self.to(dtype=np.float64)
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    def half(self):
+        return self.to(dtype=np.float16)
+
+    def long(self):
+        return self.to(dtype=np.int64)
+
+    def int(self):
+        return self.to(dtype=np.int32)
+
+    def short(self):
+        return self.to(dtype=np.int16)
+
+    def char(self):
+        return self.to(dtype=np.int8)
+
+    def byte(self):
+        return self.to(dtype=np.uint8)
 
 
 def invert_permutation(permutation):
