@@ -158,7 +158,7 @@ class RNNBase(Module):
         dx, dstates, dweights = F.recurrent_stack_backward(grad, grad_states, cache, self.needs_input_grad)
         for names, grads in zip(self._all_weights, dweights):
             for name, g in zip(names, (g for g in grads if g is not None)):
-                self._parameters[name].accumulate_grad(g)
+                self._weight(name).accumulate_grad(g)
         dx = None if dx is None else self._unpack(dx, layout)
         if not had_state:
             return dx
@@ -173,9 +173,15 @@ class RNNBase(Module):
     def _split_state(self, state):
         return None if state is None else (state,)
 
-    def _weights(self):
+    def _weight(self, name):
+        # A weight under weight_norm, spectral_norm or a parametrization lives outside _parameters,
+        # computed by hooks and read as an attribute (as torch's _flat_weights); plain ones stay a dict lookup.
         p = self._parameters
-        return [tuple(p[f"{w}_l{layer}{suffix}"].data if f"{w}_l{layer}{suffix}" in p else None
+        return p[name] if name in p else getattr(self, name)
+
+    def _weights(self):
+        p = {name: self._weight(name).data for name in self._flat_weights_names}
+        return [tuple(p.get(f"{w}_l{layer}{suffix}")
                       for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"))
                 for layer in range(self.num_layers)
                 for suffix in (("", "_reverse") if self.bidirectional else ("",))]
