@@ -912,14 +912,14 @@ def _margin_ranking_loss(input1, input2, target, margin, reduction, who):
     return _reduce(np.maximum(v, 0, out=v), reduction), (x1, x2, t)
 
 
-def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+def margin_ranking_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
     """max(0, -y (x1 - x2) + margin) for y = +-1. Shapes: input1, input2, target (*) alike (or broadcast)."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
     return _margin_ranking_loss(input1, input2, target, margin, reduction, "margin_ranking_loss")[0]
 
 
 @zero_d_safe
-def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0.0, *, reduction="mean"):
+def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0, *, reduction="mean"):
     """Returns (grad_input1, grad_input2) = (-y, y) * upstream where the margin is not met (>= 0, as torch's clamp)."""
     input1, input2, target = _in_dtype(input1, input2, target)
     v = np.multiply(target, np.subtract(input1, input2))
@@ -982,7 +982,7 @@ def _cosine_embedding_loss(input1, input2, target, margin, reduction, who):
     return _reduce(np.asarray(loss, dtype=x1.dtype), reduction), (x1, x2, t)
 
 
-def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"):
+def cosine_embedding_loss(input1, input2, target, margin=0, size_average=None, reduce=None, reduction="mean"):
     """1 - cos(x1, x2) where y == 1, max(0, cos(x1, x2) - margin) where y == -1.
 
     Shapes: input1, input2 (N, D) or (D,); target (N,) or ().
@@ -991,7 +991,7 @@ def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None,
     return _cosine_embedding_loss(input1, input2, target, margin, reduction, "cosine_embedding_loss")[0]
 
 
-def cosine_embedding_loss_backward(grad_output, input1, input2, target, margin=0.0, *, reduction="mean"):
+def cosine_embedding_loss_backward(grad_output, input1, input2, target, margin=0, *, reduction="mean"):
     """Returns (grad_input1, grad_input2); d cos / d x1 = x2 / |x1||x2| - cos x1 / |x1|^2."""
     input1, input2, target = _in_dtype(input1, input2, target)
     x1, x2, t = input1, input2, target
@@ -1245,7 +1245,7 @@ def _triplet_margin_loss_backward(grad_output, saved, p, reduction):
     return da, dp, dn
 
 
-def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, size_average=None,
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, size_average=None,
                         reduce=None, reduction="mean"):
     """max(0, margin + d(a, p) - d(a, n)), d the p-norm distance of ``pairwise_distance`` (with ``eps``).
 
@@ -1257,7 +1257,7 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6,
                                 "triplet_margin_loss")[0]
 
 
-def triplet_margin_loss_backward(grad_output, anchor, positive, negative, margin=1.0, p=2.0, eps=1e-6, swap=False, *,
+def triplet_margin_loss_backward(grad_output, anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False, *,
                                  reduction="mean"):
     """Returns (grad_anchor, grad_positive, grad_negative)."""
     _, saved = _triplet_margin_loss(anchor, positive, negative, margin, p, eps, swap, reduction,
