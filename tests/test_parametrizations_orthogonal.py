@@ -208,3 +208,10 @@ def test_householder_product_matches_torch_for_any_tau(shape):
     d_a, d_tau = householder_product_backward(grad, a, tau, q)
     assert_close(d_tau, t_tau.grad.numpy(), np.float64, "grad of tau")
     assert_close(np.tril(d_a, -1), np.tril(t_a.grad.numpy(), -1), np.float64, "grad of a")
+
+
+def test_complex_weight_is_refused():
+    m = nn.Linear(3, 3)
+    m.weight = nn.Parameter(m.weight.data.astype(np.complex64))
+    with pytest.raises(TypeError, match="real tensors only"):
+        parametrizations.orthogonal(m)

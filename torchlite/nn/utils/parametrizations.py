@@ -228,7 +228,8 @@ def orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization
 
     ``orthogonal_map``: ``"matrix_exp"`` (Q = expm(A), A skew-symmetric), ``"cayley"``
     (Q = (I - A/2)^{-1} (I + A/2)) or ``"householder"`` (a product of Householder reflectors);
-    None picks ``"matrix_exp"`` for a square matrix, ``"householder"`` otherwise. A tensor with
+    None picks ``"matrix_exp"`` for a square matrix, ``"householder"`` otherwise. Real tensors
+    only (torch's unitary, complex case is not built). A tensor with
     more than two axes is a batch of (..., m, n) matrices (a Conv2d weight: out*in kernels).
 
     With ``use_trivialization=True`` (the dynamic trivialization, https://arxiv.org/abs/1909.09501)
@@ -248,6 +249,7 @@ def orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization
         ``module`` (a ``Parametrized<Class>``).
     Raises:
         ValueError: no such tensor, fewer than 2 dimensions, or an unknown map.
+        TypeError: a complex tensor.
 
     Example::
 
@@ -260,6 +262,9 @@ def orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization
         raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
     if weight.ndim < 2:
         raise ValueError(f"Expected a matrix or batch of matrices. Got a tensor of {weight.ndim} dimensions.")
+    if weight.dtype.kind == "c":
+        raise TypeError(f"orthogonal: '{name}' of {module._get_name()} is {weight.dtype}; torchlite's orthogonal "
+                        "supports real tensors only")
     if orthogonal_map is None:
         orthogonal_map = "matrix_exp" if weight.shape[-2] == weight.shape[-1] else "householder"
     if orthogonal_map not in _OrthMaps.__members__:
