@@ -324,6 +324,55 @@ def test_local_response_norm_gradcheck_and_dtype():
     assert m(x).dtype == m.backward(np.ones_like(x)).dtype == np.float32
 
 
+# ----------------------------------------------------------------------------------- CrossMapLRN2d (legacy)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("shape", [(2, 1, 3, 2), (2, 3, 2, 3), (1, 9, 2, 2)])
+def test_cross_map_lrn2d_parity(shape, size, dtype):
+    # torch's legacy forward (channel 0 never leaves the running sum) and its legacy backward, number for number
+    args = (size, 0.3, 0.6, 1.5)
+    check_parity(nn.CrossMapLRN2d(*args), torch.nn.CrossMapLRN2d(*args), data(np.random.default_rng(0), shape),
+                 dtype=dtype)
+
+
+def test_cross_map_lrn2d_size_one_and_defaults():
+    x = data(np.random.default_rng(0), (2, 4, 2, 3))
+    m = nn.CrossMapLRN2d(1)
+    out = m(x)  # forward as torch's; its backward fails in torch and here
+    assert_close(out, torch.nn.CrossMapLRN2d(1)(torch.from_numpy(x)).numpy(), np.float64, "output")
+    with pytest.raises(ValueError, match=r"^CrossMapLRN2d\(1, alpha=0.0001, beta=0.75, k=1\): the legacy backward "
+                                         r"needs size >= 2"):
+        m.backward(np.ones_like(out))
+    check_parity(nn.CrossMapLRN2d(3), torch.nn.CrossMapLRN2d(3), x * 30)  # default alpha, beta and k
+
+
+def test_cross_map_lrn2d_is_lrn_for_one_channel_and_not_beyond():
+    # one channel: the exact LocalResponseNorm (a true gradient); more: torch's legacy numbers, not the exact ones
+    x = data(np.random.default_rng(0), (2, 1, 2, 3))
+    m = nn.CrossMapLRN2d(3, 0.5, 0.75, 1.0)
+    assert gradcheck(m, x)
+    x = data(np.random.default_rng(1), (2, 4, 2, 3))
+    lrn, legacy = nn.LocalResponseNorm(3, 0.5, 0.75, 1.0), nn.CrossMapLRN2d(3, 0.5, 0.75, 1.0)
+    assert np.abs(legacy(x) - lrn(x)).max() > 1e-3  # channel 0's square stays in every window
+    torch_legacy = torch.nn.CrossMapLRN2d(3, 0.5, 0.75, 1.0)
+    xt = torch.from_numpy(x)
+    assert not torch.autograd.gradcheck(torch_legacy, (xt.requires_grad_(),), raise_exception=False)
+    assert not gradcheck(legacy, x, raise_exception=False)
+
+
+def test_cross_map_lrn2d_errors_dtype_and_no_grad():
+    m = nn.CrossMapLRN2d(3)
+    with pytest.raises(ValueError, match=r"^CrossMapLRN2d\(3, alpha=0.0001, beta=0.75, k=1\): expected input "
+                                         r"\(N, C, H, W\), got shape \(2, 3, 4\)"):
+        m(np.ones((2, 3, 4)))
+    x = data(np.random.default_rng(0), (2, 3, 2, 2)).astype(np.float32)
+    assert m(x).dtype == m.backward(np.ones_like(x)).dtype == np.float32
+    with torchlite.no_grad():
+        m(x)
+    with pytest.raises(RuntimeError):
+        m.backward(np.ones_like(x))
+
+
 # ----------------------------------------------------------------------------------- shared
 @pytest.mark.parametrize("build", [
     lambda m: m.BatchNorm1d(3), lambda m: m.BatchNorm2d(32, momentum=None, affine=False),
@@ -334,6 +383,7 @@ def test_local_response_norm_gradcheck_and_dtype():
     lambda m: m.LayerNorm((2, 3), bias=False), lambda m: m.GroupNorm(2, 4), lambda m: m.GroupNorm(3, 6, affine=False),
     lambda m: m.RMSNorm(4), lambda m: m.RMSNorm([2, 3], eps=1e-5, elementwise_affine=False),
     lambda m: m.LocalResponseNorm(2), lambda m: m.LocalResponseNorm(3, alpha=1e-3, beta=0.5, k=2.0),
+    lambda m: m.CrossMapLRN2d(5), lambda m: m.CrossMapLRN2d(2, alpha=1e-3, beta=0.5, k=2.0),
 ])
 def test_repr_and_state_dict_keys_match_torch(build):
     ours, theirs = build(nn), build(torch.nn)

@@ -1215,6 +1215,17 @@ def _lrn(draw, name):
     return Case(kwargs=kwargs, inputs=(X(x),), dtype=param_dtype(draw))
 
 
+@spec("CrossMapLRN2d")
+@st.composite
+def _cross_map_lrn(draw, name):
+    """torch's legacy LRN takes (N, C, H, W) only; its backward fails for size 1 (both sides refuse it)."""
+    args = (draw(st.integers(1, 5)), draw(st.sampled_from([1e-4, 0.5])), draw(st.sampled_from([0.75, 1.0])),
+            draw(st.sampled_from([1, 2.0])))
+    shape = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.sampled_from([3, 4, 4, 4, 5]))))
+    x = values(rng_of(draw), mutate(draw, shape), data_dtype(draw))
+    return Case(args=args, inputs=(X(x),), dtype=param_dtype(draw))
+
+
 # --------------------------------------------------------------------------------- dropout
 DROPOUT_RANKS = {"Dropout": None, "AlphaDropout": None, "FeatureAlphaDropout": (2, 5), "Dropout1d": (2, 3),
                  "Dropout2d": (3, 4), "Dropout3d": (4, 5)}

@@ -1,5 +1,5 @@
 """Normalization layers: BatchNorm1d/2d/3d, InstanceNorm1d/2d/3d, LayerNorm, GroupNorm, RMSNorm,
-LocalResponseNorm.
+LocalResponseNorm, CrossMapLRN2d.
 
 Arguments, defaults, parameter and buffer names (``weight``, ``bias``, ``running_mean``,
 ``running_var``, ``num_batches_tracked``) and reprs are torch's, so state_dicts move both ways.
@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from . import functional as F
+from .functional.normalization import cross_map_lrn2d, cross_map_lrn2d_backward
 from .._dtype import get_default_dtype
 from ..grad_mode import is_grad_enabled
 from .module import Module, _check_device
@@ -18,7 +19,7 @@ from .parameter import Parameter
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d",
-    "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm",
+    "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm", "CrossMapLRN2d",
 ]
 
 
@@ -483,6 +484,42 @@ class LocalResponseNorm(Module):
     def backward(self, grad_output):
         x, base = self.pop_saved()
         return F.local_response_norm_backward(grad_output, x, base, self.size, self.alpha, self.beta)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class CrossMapLRN2d(Module):
+    """torch's legacy cross-channel LRN (Lua Torch's SpatialCrossMapLRN), number for number.
+
+    y_c = x_c * (k + alpha / size * s_c) ** -beta, s_c the sum of x**2 over channels
+    c - p + 1 .. c + p - 1 with p = (size - 1) // 2 + 1, plus channel 0's square once it has
+    left that window (the Lua running sum never subtracts it). ``backward`` is torch's legacy
+    formula, which for C > 1 is not the exact derivative of this forward (a finite-difference
+    gradcheck fails, in torch too) and needs size >= 2. ``LocalResponseNorm`` is the exact layer.
+
+    Args: size, alpha=1e-4, beta=0.75, k=1.
+    Shape: input (N, C, H, W); output the same.
+    """
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):
+        x = _cast(input, None)
+        if x.ndim != 4:
+            raise ValueError(f"{self!r}: expected input (N, C, H, W), got shape {x.shape}")
+        out, scale = cross_map_lrn2d(x, self.size, self.alpha, self.beta, self.k)
+        self.save_for_backward(x, out, scale)
+        return out
+
+    def backward(self, grad_output):
+        x, out, scale = self.pop_saved()
+        return cross_map_lrn2d_backward(grad_output, x, out, scale, self.size, self.alpha, self.beta, who=repr(self))
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -1,4 +1,5 @@
-"""Normalization math: batch, instance, layer, group, RMS and local response norm, and L_p normalize.
+"""Normalization math: batch, instance, layer, group, RMS and local response norm (and torch's legacy
+cross-map LRN), and L_p normalize.
 
 Every forward takes torch's arguments and returns the output. With ``return_saved=True`` it
 returns ``(output, *stats)``, the statistics its ``*_backward`` twin takes after
@@ -22,7 +23,7 @@ __all__ = [
     "layer_norm", "layer_norm_backward", "group_norm", "group_norm_backward",
     "rms_norm", "rms_norm_backward", "local_response_norm", "local_response_norm_backward",
     "normalize", "normalize_backward",
-]
+]  # cross_map_lrn2d (nn.CrossMapLRN2d's math) is not exported: torch.nn.functional has no such function
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -409,6 +410,42 @@ def local_response_norm_backward(grad_output, input, base, size, alpha=1e-4, bet
     dx = gv * inv_pow
     dx -= (2 * alpha * beta / size) * xv * _window_sum(t, (size - 1) // 2, size // 2)
     return dx.reshape(x.shape)
+
+
+def cross_map_lrn2d(input, size, alpha=1e-4, beta=0.75, k=1):
+    """torch's legacy ``nn.CrossMapLRN2d`` forward (Lua Torch's SpatialCrossMapLRN): (output, scale).
+
+    input (N, C, H, W); output = x * scale**-beta with scale_c = k + alpha / size * s_c, s_c the
+    sum of x**2 over channels c - p + 1 .. c + p - 1 (p = (size - 1) // 2 + 1, clipped to the
+    channels), plus channel 0's square once channel 0 has left that window: Lua's running sum
+    never subtracts it.
+    """
+    pre_pad = int((size - 1) / 2 + 1)
+    sq = input * input
+    s = _window_sum(sq, pre_pad - 1, pre_pad - 1)
+    s[:, pre_pad:] += sq[:, :1]
+    s *= alpha / size
+    s += k
+    return s ** -beta * input, s
+
+
+def cross_map_lrn2d_backward(grad_output, input, output, scale, size, alpha=1e-4, beta=0.75,
+                             who="cross_map_lrn2d_backward"):
+    """dLoss/dinput of ``cross_map_lrn2d`` as torch's legacy backward computes it.
+
+    dx_c = g_c * scale_c**-beta - 2 * alpha * beta / size * x_c * sum of g_j * y_j / scale_j over
+    j = c - q .. c + size - 1 - q, q = size - (size - 1) / 2 rounded down. That window is not the
+    forward's and channel 0's extra term is left out, so for C > 1 this is torch's number, not
+    the exact derivative of the forward (``local_response_norm`` has the exact one).
+    """
+    if size < 2:
+        raise ValueError(f"{who}: the legacy backward needs size >= 2 (torch's fails for size {size})")
+    shift = int(size - (size - 1) / 2)
+    grad = np.asarray(grad_output).astype(input.dtype, copy=False)
+    ratio = grad * output / scale
+    dx = scale ** -beta * grad
+    dx -= (2 * alpha * beta / size) * input * _window_sum(ratio, shift, size - 1 - shift)
+    return dx
 
 
 # ------------------------------------------------------------------------------- L_p normalize
