@@ -364,3 +364,70 @@ def test_to_takes_torch_signatures(args, kwargs, dtype):
 def test_other_devices_are_refused_clearly(call):
     with pytest.raises(ValueError, match="runs on the CPU"):
         call(nn.Linear(2, 3))
+
+
+# ----------------------------------------------------------------------------- torch's remaining Module methods
+def test_modules_remove_duplicate_as_torch():
+    shared = nn.Linear(2, 2)
+    ours = nn.Sequential(shared, shared)
+    theirs_shared = torch.nn.Linear(2, 2)
+    theirs = torch.nn.Sequential(theirs_shared, theirs_shared)
+    for flag in (True, False):
+        assert len(list(ours.modules(remove_duplicate=flag))) == len(list(theirs.modules(remove_duplicate=flag)))
+    assert len(list(ours.modules())) == 2
+
+
+def test_set_submodule_replaces_adds_and_refuses_as_torch():
+    model = nn.Sequential(nn.Sequential(nn.Linear(2, 3)))
+    relu = nn.ReLU()
+    model.set_submodule("0.0", relu)
+    assert model.get_submodule("0.0") is relu
+    model.set_submodule("0.extra", nn.Tanh())  # a new child under an existing parent
+    assert isinstance(model[0].extra, nn.Tanh)
+    with pytest.raises(AttributeError, match="has no attribute `missing`"):
+        model.set_submodule("0.missing", nn.ReLU(), strict=True)
+    with pytest.raises(ValueError, match="without a target name"):
+        model.set_submodule("", relu)
+    with pytest.raises(ValueError, match="is not an nn.Module"):
+        model.set_submodule("0.0", 3)
+    with pytest.raises(AttributeError):
+        model.set_submodule("nope.x", relu)
+
+
+def test_to_empty_keeps_shapes_and_dtypes_and_drops_grads():
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    model[0].weight.grad = np.ones((4, 3), np.float32)
+    before = {k: (v.shape, v.dtype) for k, v in model.state_dict().items()}
+    assert model.to_empty(device="cpu") is model
+    assert {k: (v.shape, v.dtype) for k, v in model.state_dict().items()} == before
+    assert model[0].weight.grad is None
+    with pytest.raises(ValueError, match="'cuda'"):
+        model.to_empty(device="cuda")
+
+
+def test_other_devices_and_bfloat16_fail_clearly_share_memory_and_compile_are_harmless():
+    model = nn.Linear(2, 2)
+    for method in ("xpu", "ipu", "mtia"):
+        with pytest.raises(ValueError, match=f"'{method}'"):
+            getattr(model, method)()
+    with pytest.raises(TypeError, match="bfloat16"):
+        model.bfloat16()
+    assert model.share_memory() is model
+    x = np.ones((1, 2), np.float32)
+    y = model(x)
+    assert model.compile() is None
+    np.testing.assert_array_equal(model(x), y)
+    assert model.to(memory_format="channels_last") is model
+
+
+def test_register_backward_hook_is_the_full_backward_hook():
+    model = nn.Linear(2, 2)
+    seen = []
+    handle = model.register_backward_hook(lambda m, gi, go: seen.append((gi, go)))
+    model(np.ones((1, 2), np.float32))
+    model.backward(np.ones((1, 2), np.float32))
+    assert len(seen) == 1
+    handle.remove()
+    model(np.ones((1, 2), np.float32))
+    model.backward(np.ones((1, 2), np.float32))
+    assert len(seen) == 1

@@ -99,10 +99,6 @@ def _public_methods(cls, own=False):
 FUNCTIONAL_DIFFERENCES = {
     "gumbel_softmax": ("_gumbels: torchlite's private hook to pass fixed noise (tests feed torch's noise)",
                        "(logits, tau=1, hard=False, eps=1e-10, dim=-1, *, return_soft=False, _gumbels=None)"),
-    "linear": ("x instead of input: torchlite/nn/functional/linear.py is being changed by another engineer "
-               "(reported)", "(x, weight, bias=None)"),
-    "bilinear": ("x1, x2 instead of input1, input2: torchlite/nn/functional/linear.py is being changed by another "
-                 "engineer (reported)", "(x1, x2, weight, bias=None)"),
 }
 
 # torch.nn.functional callables torchlite does not provide, and why
@@ -198,8 +194,7 @@ OPTIMIZER_METHODS_NOT_PROVIDED = {
 }
 
 # optimizers whose flags are not yet checked: their files are being changed by other engineers (reported)
-FLAGS_PENDING = {"SGD": "differentiable=True, and fused=True with foreach=True, are accepted silently "
-                        "(torchlite/optim/sgd.py)"}
+FLAGS_PENDING = {}
 
 
 def _methods(owner, theirs, not_provided, own=False):
@@ -355,25 +350,14 @@ def test_utils_names_the_brief_asks_for():
 # ----------------------------------------------------------------------------- (f) torch.nn.Module
 # Module methods whose signature differs from torch's: (why, our signature as it is now)
 MODULE_DIFFERENCES = {
-    "modules": ("remove_duplicate (new in torch 2.13) not taken: torchlite/nn/module.py is being changed by another "
-                "engineer (reported)", "(self)"),
     "state_dict": ("torch takes destination, prefix, keep_vars positionally through a deprecated *args; ours takes "
                    "them positionally, with the same meaning", "(self, destination=None, prefix='', keep_vars=False)"),
     "to": ("torch parses device, dtype, non_blocking (and memory_format) out of *args, **kwargs; ours names them",
-           "(self, *args, device=None, dtype=None, non_blocking=False)"),
+           "(self, *args, device=None, dtype=None, non_blocking=False, memory_format=None)"),
 }
 
 # torch.nn.Module methods torchlite does not provide, and why (compared all the same once one is there)
 MODULE_NOT_PROVIDED = {
-    "bfloat16": "NumPy has no bfloat16",
-    "compile": "torch.compile (TorchDynamo)",
-    "ipu": "a device (Graphcore IPU)",
-    "mtia": "a device (Meta MTIA)",
-    "xpu": "a device (Intel GPU)",
-    "register_backward_hook": "deprecated in torch for register_full_backward_hook, which torchlite has",
-    "set_submodule": "not yet in torchlite/nn/module.py (being changed by another engineer; reported)",
-    "share_memory": "torchlite's arrays are not shared between processes",
-    "to_empty": "not yet in torchlite/nn/module.py (being changed by another engineer; reported)",
 }
 
 MODULE_METHODS = sorted(name for name, value in vars(torch.nn.Module).items()

@@ -194,6 +194,10 @@ class Module:
         """``hook(module, grad_input, grad_output)`` after each backward; may return a new grad_input."""
         return _hooks.add_hook(self._backward_hooks, hook, prepend)
 
+    def register_backward_hook(self, hook):
+        """torch's deprecated name: here the same as ``register_full_backward_hook`` (backward is the module's own)."""
+        return self.register_full_backward_hook(hook)
+
     def register_state_dict_pre_hook(self, hook):
         """``hook(module, prefix, keep_vars)`` before this module's entries join ``state_dict()``."""
         return _hooks.add_hook(self._state_dict_pre_hooks, hook, False)
@@ -364,6 +368,22 @@ class Module:
             mod = mod._modules[item]
         return mod
 
+    def set_submodule(self, target, module, strict=False):
+        """Put ``module`` at dotted path ``target``, replacing a submodule there or, unless ``strict``,
+        adding one under an existing parent."""
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        parent_path, _, name = target.rpartition(".")
+        parent = self.get_submodule(parent_path)
+        if hasattr(parent, name):
+            if not isinstance(getattr(parent, name), Module):
+                raise AttributeError(f"`{name}` is not an nn.Module")
+        elif strict:
+            raise AttributeError(f"{parent._get_name()} has no attribute `{name}`")
+        setattr(parent, name, module)
+
     def _get_leaf(self, target, store, kind):
         module_path, _, name = target.rpartition(".")
         mod = self.get_submodule(module_path)
@@ -394,8 +414,8 @@ class Module:
             sub = prefix + ("." if prefix else "") + name
             yield from module.named_modules(memo, sub, remove_duplicate)
 
-    def modules(self):
-        for _, m in self.named_modules():
+    def modules(self, remove_duplicate=True):
+        for _, m in self.named_modules(remove_duplicate=remove_duplicate):
             yield m
 
     def named_children(self):
@@ -472,11 +492,12 @@ class Module:
         return self
 
     # ----------------------------------------------------------------- dtype
-    def to(self, *args, device=None, dtype=None, non_blocking=False):
+    def to(self, *args, device=None, dtype=None, non_blocking=False, memory_format=None):
         """Cast floating parameters, gradients and buffers to ``dtype``. Returns self.
 
         As torch: ``to(dtype)``, ``to(device)``, ``to(device, dtype)`` or keywords. The only
-        device is the CPU ('cpu', 'cpu:0'); another device is a clear error.
+        device is the CPU ('cpu', 'cpu:0'); another device is a clear error. ``memory_format``
+        is accepted and changes nothing: layers choose their own layouts, values are the same.
         """
         for arg in args:
             if isinstance(arg, str) and not _is_dtype_name(arg):
@@ -511,6 +532,35 @@ class Module:
     def cuda(self, device=None):
         _check_device(self, "cuda")
 
+    def xpu(self, device=None):
+        _check_device(self, "xpu")
+
+    def ipu(self, device=None):
+        _check_device(self, "ipu")
+
+    def mtia(self, device=None):
+        _check_device(self, "mtia")
+
+    def to_empty(self, *, device, recurse=True):
+        """Replace parameters and buffers with uninitialized arrays of the same shape and dtype
+        (torch's way to materialize a model built without storage). Returns self."""
+        _check_device(self, device)
+        for m in (self.modules() if recurse else [self]):
+            for p in m._parameters.values():
+                if p is not None:
+                    p.data, p.grad = np.empty_like(p.data), None
+            for name, b in m._buffers.items():
+                if b is not None:
+                    m._buffers[name] = np.empty_like(b)
+        return self
+
+    def share_memory(self):
+        """Returns self: torchlite's arrays live in this process (DataLoader workers get copies)."""
+        return self
+
+    def compile(self, *args, **kwargs):
+        """Accepted for torch code that calls it; torchlite runs its NumPy forward and backward as written."""
+
     def type(self, dst_type):
         """Cast to ``dst_type`` (a floating dtype). Returns self."""
         return self.to(dst_type)
@@ -523,6 +573,9 @@ class Module:
 
     def half(self):
         return self.to(np.float16)
+
+    def bfloat16(self):
+        raise TypeError(f"{self._get_name()}.bfloat16: NumPy has no bfloat16; use float(), double() or half()")
 
     # ----------------------------------------------------------------- state dict
     def get_extra_state(self):

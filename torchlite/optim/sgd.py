@@ -1,6 +1,7 @@
 """SGD: stochastic gradient descent with optional momentum, Nesterov momentum and weight decay."""
 import numpy as np
 
+from ._flags import check_flags
 from .optimizer import Optimizer, _effective_grad
 
 __all__ = ["SGD"]
@@ -21,8 +22,8 @@ class SGD(Optimizer):
         weight_decay (float): L2 penalty (default: 0).
         nesterov (bool): Nesterov momentum; needs momentum > 0 and dampening 0 (default: False).
         maximize (bool): maximize the objective (default: False).
-        foreach, differentiable, fused: accepted for torch compatibility; they only select
-            torch kernels and change nothing here.
+        foreach, fused: accepted; they select among torch's kernels for the same update.
+        differentiable: must be False (no autograd here; see ``_flags.py``).
 
     State per parameter: ``momentum_buffer`` (when momentum != 0).
     """
@@ -38,6 +39,7 @@ class SGD(Optimizer):
         defaults = {"lr": lr, "momentum": momentum, "dampening": dampening, "weight_decay": weight_decay,
                     "nesterov": nesterov, "maximize": maximize, "foreach": foreach,
                     "differentiable": differentiable, "fused": fused}
+        check_flags(self, differentiable=differentiable, foreach=foreach, fused=fused)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, defaults)

@@ -11,15 +11,15 @@ def _rows(a):
     return a if a.ndim == 2 else a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
-def linear(x, weight, bias=None):
-    """y = x @ weight.T + bias.  x: (*, in), weight: (out, in), bias: (out,) -> (*, out).
+def linear(input, weight, bias=None):
+    """y = input @ weight.T + bias.  input: (*, in), weight: (out, in), bias: (out,) -> (*, out).
 
     Leading dimensions are folded into one GEMM.
     """
-    y = _rows(x) @ weight.T
+    y = _rows(input) @ weight.T
     if bias is not None:
         y += bias
-    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (weight.shape[0],))
+    return y if input.ndim == 2 else y.reshape(input.shape[:-1] + (weight.shape[0],))
 
 
 def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True):
@@ -32,9 +32,9 @@ def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True):
     return dx, dweight, dbias
 
 
-def bilinear(x1, x2, weight, bias=None):
-    """y_k = x1 @ weight[k] @ x2 + bias_k.  x1: (*, in1), x2: (*, in2), weight: (out, in1, in2)."""
-    y = np.einsum("...i,kij,...j->...k", x1, weight, x2, optimize=True)
+def bilinear(input1, input2, weight, bias=None):
+    """y_k = input1 @ weight[k] @ input2 + bias_k.  input1: (*, in1), input2: (*, in2), weight: (out, in1, in2)."""
+    y = np.einsum("...i,kij,...j->...k", input1, weight, input2, optimize=True)
     if bias is not None:
         y += bias
     return y
