@@ -9,6 +9,7 @@ iterator is spent or dropped (``__del__``), except persistent ones, which a new 
 import atexit
 import itertools
 import multiprocessing
+import os
 import queue
 
 from ..random import get_generator
@@ -39,6 +40,8 @@ class _MultiProcessingDataLoaderIter:
 
     def __init__(self, loader):
         self._shutdown = True  # until there is something to shut down (__del__ runs even if __init__ fails)
+        # a forked worker holds a copy of this object; if that copy is collected there, it must not act
+        self._owner_pid = os.getpid()
         self._iterable = loader._iterable
         self._num_workers = loader.num_workers
         self._prefetch_factor = loader.prefetch_factor
@@ -57,17 +60,18 @@ class _MultiProcessingDataLoaderIter:
         self._workers_status = [True] * self._num_workers
         self._shutdown = False
         for worker_id in range(self._num_workers):
-            index_queue = context.Queue()
-            # tasks no worker will read must not block this process's exit
-            index_queue.cancel_join_thread()
+            # the index queue: a one-way pipe that only this process writes. A send needs no feeder
+            # thread, which garbage collection may stop before __del__ runs, losing the final None.
+            reader, writer = context.Pipe(duplex=False)
             w = context.Process(
                 target=_worker_loop, daemon=True,
-                args=(self._iterable, loader.dataset, index_queue, self._worker_result_queue,
+                args=(self._iterable, loader.dataset, reader, self._worker_result_queue,
                       self._workers_done_event, loader._auto_collation, loader.collate_fn, loader.drop_last,
                       self._base_seed, loader.worker_init_fn, worker_id, self._num_workers))
             w.start()
+            reader.close()  # the worker's end
             # listed once started, so shutdown never joins a process that does not exist
-            self._index_queues.append(index_queue)
+            self._index_queues.append(writer)
             self._workers.append(w)
         self._reset(loader, first_iter=True)
 
@@ -90,8 +94,8 @@ class _MultiProcessingDataLoaderIter:
         self._workers_num_tasks = [0] * self._num_workers
         self._worker_queue_idx_cycle = itertools.cycle(range(self._num_workers))
         if not first_iter:
-            for index_queue in self._index_queues:
-                index_queue.put(_ResumeIteration())
+            for worker_id in range(self._num_workers):
+                self._send(worker_id, _ResumeIteration())
             resumed = 0
             while resumed < self._num_workers:
                 # results of the epoch left early come first; they are dropped
@@ -161,7 +165,7 @@ class _MultiProcessingDataLoaderIter:
                     break
         else:
             return
-        self._index_queues[worker_id].put((self._send_idx, index))
+        self._send(worker_id, (self._send_idx, index))
         self._task_info[self._send_idx] = (worker_id,)
         self._workers_num_tasks[worker_id] += 1
         self._tasks_outstanding += 1
@@ -200,11 +204,17 @@ class _MultiProcessingDataLoaderIter:
 
     def _mark_worker_as_unavailable(self, worker_id):
         """Tell one worker to stop (its dataset is spent); it is joined in ``_shutdown_workers``."""
-        self._index_queues[worker_id].put(None)
+        self._send(worker_id, None)
         self._workers_status[worker_id] = False
 
+    def _send(self, worker_id, message):
+        try:
+            self._index_queues[worker_id].send(message)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the worker died; _try_get_data reports it
+
     def _shutdown_workers(self):
-        if _python_exiting or self._shutdown:
+        if _python_exiting or self._shutdown or os.getpid() != self._owner_pid:
             return
         self._shutdown = True
         try:
@@ -216,7 +226,6 @@ class _MultiProcessingDataLoaderIter:
             for w in self._workers:
                 w.join(timeout=_MP_STATUS_CHECK_INTERVAL)
             for index_queue in self._index_queues:
-                index_queue.cancel_join_thread()
                 index_queue.close()
         finally:
             for w in self._workers:

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from ._fetch import create_fetcher
-from ._multiprocessing import _MultiProcessingDataLoaderIter
+from ._multiprocessing import _MultiProcessingDataLoaderIter, _draw_base_seed
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
@@ -62,11 +62,12 @@ class DataLoader:
 
     Yields what ``collate_fn`` makes: for ``TensorDataset(x, y)`` a list ``[x_batch, y_batch]``.
 
-    Workers and randomness, as torch: each iterator draws ``base_seed`` from ``generator`` (or
-    torchlite's global generator); worker ``i`` seeds torchlite's global generator (and Python's
-    ``random`` and NumPy's legacy ``np.random``) with ``base_seed + i``, which
-    ``get_worker_info().seed`` reports. Random transforms thus differ between workers, and a run
-    repeats after ``torchlite.manual_seed``. Persistent workers are seeded once.
+    Workers and randomness, as torch: each iterator (each epoch, unless workers persist) draws
+    ``base_seed`` from ``generator`` (or torchlite's global generator), before the sampler draws;
+    also without workers, so the order of the data does not depend on ``num_workers``. Worker ``i``
+    seeds torchlite's global generator (and Python's ``random`` and NumPy's legacy ``np.random``)
+    with ``base_seed + i``, which ``get_worker_info().seed`` reports: random transforms differ
+    between workers, and a run repeats after ``torchlite.manual_seed``.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
@@ -169,6 +170,8 @@ class DataLoader:
     # ----------------------------------------------------------------- iteration
     def __iter__(self):
         if self.num_workers == 0:
+            # drawn and unused, as torch: the data order then does not depend on num_workers
+            _draw_base_seed(self.generator)
             return self._single_process_iter()
         if not self.persistent_workers:
             return self._get_iterator()

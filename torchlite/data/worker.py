@@ -2,14 +2,13 @@
 
 A worker (started by the DataLoader when ``num_workers > 0``) seeds its generators, sets the
 ``WorkerInfo`` that ``get_worker_info()`` returns, calls ``worker_init_fn(worker_id)``, then
-loops: it reads ``(task_idx, index)`` from its own index queue, fetches and collates that batch
+loops: it reads ``(task_idx, index)`` from its own index queue (a one-way pipe), fetches and collates that batch
 from its copy of the dataset, and puts ``(task_idx, batch)`` on the shared result queue. An
 error is sent back wrapped (``_ExceptionWrapper``) and re-raised in the main process; an
 iterable dataset that is spent answers ``_IterableDatasetStopIteration``. ``None`` on the index
 queue ends the worker; so does the main process going away.
 """
 import os
-import queue
 import random
 import sys
 import traceback
@@ -83,12 +82,14 @@ class _ExceptionWrapper:
             msg = _KeyErrorMessage(msg)
         elif getattr(self.exc_type, "message", None):
             raise self.exc_type(message=msg)
-        try:
-            exception = self.exc_type(msg)
-        except Exception:
-            # an exception class that takes other arguments
-            raise RuntimeError(msg) from None
-        raise exception
+        raise _rebuild(self.exc_type, msg)  # not bound to a local here: that would make a reference cycle
+
+
+def _rebuild(exc_type, msg):
+    try:
+        return exc_type(msg)
+    except Exception:
+        return RuntimeError(msg)  # an exception class that takes other arguments
 
 
 def _seed_worker(base_seed, worker_id):
@@ -121,9 +122,11 @@ def _worker_loop(iterable, dataset, index_queue, data_queue, done_event, auto_co
         manager_pid = os.getppid()
         while os.getppid() == manager_pid:
             try:
-                r = index_queue.get(timeout=_MP_STATUS_CHECK_INTERVAL)
-            except queue.Empty:
-                continue
+                if not index_queue.poll(_MP_STATUS_CHECK_INTERVAL):
+                    continue
+                r = index_queue.recv()
+            except EOFError:
+                break  # the main process closed the pipe
             if isinstance(r, _ResumeIteration):
                 data_queue.put((r, None))
                 iteration_end = False
