@@ -378,3 +378,28 @@ def test_empty_batch_gives_empty_output_and_zero_grads(make, shape):
     out = check_parity(tl, make(torch.nn), np.zeros(shape))
     assert out.shape[0] == 0
     assert not tl.weight.grad.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("pad", [0, 1, 3])
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_conv_tbc_matches_torch(dtype, pad, kernel):
+    rng = np.random.default_rng(pad * 10 + kernel)
+    x = rng.standard_normal((6, 2, 4)).astype(dtype)
+    w = rng.standard_normal((kernel, 4, 5)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    ty = torch.nn.functional.conv_tbc(tx, tw, tb, pad)
+    g = rng.standard_normal(tuple(ty.shape)).astype(dtype)
+    ty.backward(torch.tensor(g))
+    y = F.conv_tbc(x, w, b, pad)
+    assert y.dtype == dtype and y.shape == tuple(ty.shape)
+    rtol = 1e-7 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=rtol, atol=rtol)
+    for ours, theirs in zip(F.conv_tbc_backward(g, x, w, b, pad), (tx, tw, tb)):
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=rtol, atol=rtol)
+
+
+def test_conv_tbc_refuses_mismatched_channels():
+    with pytest.raises(ValueError, match="conv_tbc: input has 3 channels"):
+        F.conv_tbc(np.zeros((5, 2, 3)), np.zeros((2, 4, 1)), np.zeros(1))

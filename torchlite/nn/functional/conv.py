@@ -33,7 +33,7 @@ __all__ = [
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
     "conv_nd", "conv_nd_backward", "conv_transpose_nd", "conv_transpose_nd_backward",
-    "ConvContext", "Workspace",
+    "conv_tbc", "conv_tbc_backward", "ConvContext", "Workspace",
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -465,6 +465,34 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
                     needs_input_grad=True):
     """(dx, dw, db) of ``conv3d`` with the same arguments (rebuilds the columns; modules keep them)."""
     return _conv_backward(3, grad_output, input, weight, bias, stride, padding, dilation, groups, needs_input_grad)
+
+
+def conv_tbc(input, weight, bias, pad=0):
+    """1d convolution over (time, batch, channels) sequences: input (T, N, C_in), weight (k, C_in, C_out),
+    bias (C_out,), ``pad`` zero steps on both ends -> (T + 2*pad - k + 1, N, C_out)."""
+    x, w = _tbc_args(input, weight, "conv_tbc")
+    y = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, who="conv_tbc")
+    return np.ascontiguousarray(y.transpose(2, 0, 1))
+
+
+def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
+    """(dx, dweight, dbias) of ``conv_tbc``: shapes of input, weight and bias."""
+    x, w = _tbc_args(input, weight, "conv_tbc_backward")
+    _, ctx = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, return_context=True,
+                     who="conv_tbc_backward")
+    g = np.asarray(grad_output, dtype=w.dtype).transpose(1, 2, 0)
+    dx, dw, db = conv_nd_backward(g, ctx)
+    return np.ascontiguousarray(dx.transpose(2, 0, 1)), np.ascontiguousarray(dw.transpose(2, 1, 0)), db
+
+
+def _tbc_args(input, weight, who):
+    x, w = np.asarray(input), np.asarray(weight)
+    if x.ndim != 3 or w.ndim != 3:
+        raise ValueError(f"{who}: expected input (T, N, C_in) and weight (k, C_in, C_out), got shapes "
+                         f"{x.shape} and {w.shape}")
+    if x.shape[2] != w.shape[1]:
+        raise ValueError(f"{who}: input has {x.shape[2]} channels but weight {w.shape} expects {w.shape[1]}")
+    return x.astype(w.dtype, copy=False), w
 
 
 def _expect_dims(weight, d, who):
