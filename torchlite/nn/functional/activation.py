@@ -80,8 +80,8 @@ def relu_backward(grad_output, output):
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """x clipped to [min_val, max_val]."""
-    if not max_val > min_val:
-        raise ValueError(f"hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})")
+    if min_val > max_val:  # equal bounds are a constant, as torch's functional takes them
+        raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
     x = _as_float(input)
     return np.clip(x, min_val, max_val, out=_out(x, inplace))
 
@@ -511,7 +511,10 @@ def logsigmoid_backward(grad_output, input):
 # ----------------------------------------------------------------------------- PReLU
 def _prelu_weight(x, weight):
     """Weight shaped to broadcast along the channel dim (dim 1; no channel dim below 2-D)."""
-    w = np.asarray(weight, dtype=x.dtype).reshape(-1)
+    w = np.asarray(weight, dtype=x.dtype)
+    if w.ndim > 1:
+        raise ValueError(f"prelu: expected weight to be a scalar or 1D array, got shape {w.shape}")
+    w = w.reshape(-1)
     channels = x.shape[1] if x.ndim >= 2 else 1
     if w.size != 1 and w.size != channels:
         raise ValueError(f"prelu: expected {channels} or 1 weights for the channel dim of input shape {x.shape} "
