@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 import torch.utils.data as tud
 
 import torchlite

@@ -73,7 +73,7 @@ class _MultiProcessingDataLoaderIter:
             # listed once started, so shutdown never joins a process that does not exist
             self._index_queues.append(writer)
             self._workers.append(w)
-        self._reset(loader, first_iter=True)
+        self._reset(first_iter=True)
 
     def __iter__(self):
         return self
@@ -81,14 +81,13 @@ class _MultiProcessingDataLoaderIter:
     def __len__(self):
         return len(self._index_sampler)
 
-    def _reset(self, loader, first_iter=False):
+    def _reset(self, first_iter=False):
         """Start an epoch: a new pass of the sampler; persistent workers start their datasets over."""
         self._sampler_iter = iter(self._index_sampler)
         self._send_idx = 0  # the next task to hand out
         self._rcvd_idx = 0  # the next task to yield
         # task idx -> (worker_id,) while outstanding, (worker_id, data) once it came early
         self._task_info = {}
-        self._tasks_outstanding = 0
         # whether each worker still has data this epoch (False once its iterable dataset is spent)
         self._workers_status = [True] * self._num_workers
         self._workers_num_tasks = [0] * self._num_workers
@@ -131,7 +130,6 @@ class _MultiProcessingDataLoaderIter:
                 self._rcvd_idx += 1
                 return self._process_data(data, worker_id)
             idx, data = self._get_data()
-            self._tasks_outstanding -= 1
             if isinstance(data, _IterableDatasetStopIteration):
                 if self._persistent_workers:
                     self._workers_status[data.worker_id] = False
@@ -168,7 +166,6 @@ class _MultiProcessingDataLoaderIter:
         self._send(worker_id, (self._send_idx, index))
         self._task_info[self._send_idx] = (worker_id,)
         self._workers_num_tasks[worker_id] += 1
-        self._tasks_outstanding += 1
         self._send_idx += 1
 
     def _process_data(self, data, worker_id):

@@ -179,7 +179,7 @@ class DataLoader:
         if self._iterator is None:
             self._iterator = self._get_iterator()
         else:
-            self._iterator._reset(self)
+            self._iterator._reset()
         return self._iterator
 
     def _get_iterator(self):
