@@ -6,6 +6,7 @@ so ``import torchlite.nn.functional as F`` gives ``F.relu``, ``F.conv2d``, ``F.c
 from .activation import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
+from .linear_cross_entropy import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .fractional_pooling import *  # noqa: F401,F403
