@@ -1,0 +1,840 @@
+"""Property tests: every function of torchlite.nn.functional that torch.nn.functional also has,
+against torch on random arguments.
+
+For each such function (found by name at import time) a hypothesis strategy draws arguments from
+torch's documented argument space: every keyword and its allowed values, edge values (empty dims,
+unbatched and 0-d inputs, negative dims, None), reductions, ``inplace=True``, integer and bool
+inputs where torch takes them, float32 and float64, plus wrong shapes and values. The same
+arrays go to both libraries (torch gets tensors of the same dtype). Each case ends one of two ways:
+
+- both accept: outputs agree in dtype, shape and value (float64 rtol 1e-7, float32 rtol 1e-5,
+  atol scaled to the data as tests/parity.py; where float32 misses that, torchlite may be off from
+  torch's float64 answer by at most 4x torch's own float32 error); an in-place call leaves the
+  input as torch's; where torchlite has a ``*_backward`` twin, its gradients for a random upstream
+  gradient agree with torch autograd's (same tolerances);
+- both refuse: torchlite raises ValueError, TypeError, IndexError or NotImplementedError from one
+  of its own ``raise`` statements (not a numpy error passing through), and torch raises anything.
+
+Random functions (dropout, rrelu in training, gumbel_softmax) are compared through what they
+return about their noise (``return_mask``, ``return_noise``, ``_gumbels``): the output must be the
+one torch's formula gives for that noise, and torch must accept the same arguments.
+
+Deliberate differences are listed with a reason in ``DELIBERATE_REFUSALS`` and
+``DELIBERATE_ACCEPTANCES``. Cases are counted per function and the table is printed after the
+last test; ``TORCHLITE_PROPERTY_SCALE`` multiplies the examples per function for a longer hunt.
+"""
+import collections
+import copy
+import linecache
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import torchlite
+import torchlite.nn.functional as F
+from parity import assert_close, tol
+from test_properties import Arg, F32, F64, Idx, T, X, any_shape, mutate, reduction, rng_of, values
+
+TF = torch.nn.functional
+EXAMPLES_SCALE = float(os.environ.get("TORCHLITE_PROPERTY_SCALE", "1"))
+CASES = collections.Counter()
+OUTCOMES = collections.defaultdict(collections.Counter)
+DATA_DTYPES = [F32, F64, np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)]
+TORCHLITE_DIR = os.path.dirname(torchlite.__file__)
+
+
+def C(v):
+    """A value passed through unchanged (python numbers, None, tuples, strings)."""
+    return Arg(v, "const")
+
+
+def Pair(tl_value, th_value):
+    """Different values for the two libraries (a distance Module of each)."""
+    return Arg((tl_value, th_value), "pair")
+
+
+def Dt(v):
+    """A numpy dtype that torch gets as its own dtype (softmax's dtype=)."""
+    return Arg(v, "dtype")
+
+
+class FCase:
+    """One random call: ``args`` and ``kwargs`` hold Args (or plain values, taken as constants).
+
+    ``grad(out, grads, args, kwargs)``: torchlite's gradients for the 'x' Args, in order (args, then
+    kwargs), from its ``*_backward`` twin; ``args``/``kwargs`` are fresh copies of the inputs and
+    ``out``/``grads`` torchlite's output and the upstream gradient (each nested like the output).
+    ``tl`` and ``th``: the callables to run, when not ``F.<name>``/``TF.<name>`` as they are.
+    ``check(out, th_out, args, kwargs)``: replaces the output comparison (random functions).
+    ``casts``: integer 'x' data is computed in floating point (False for shape-only functions,
+    which keep the dtype as torch does).
+    """
+
+    def __init__(self, *args, grad=None, tl=None, th=None, check=None, casts=True, **kwargs):
+        self.args = tuple(a if isinstance(a, Arg) else C(a) for a in args)
+        self.kwargs = {k: v if isinstance(v, Arg) else C(v) for k, v in kwargs.items()}
+        self.grad, self.tl, self.th, self.check, self.casts = grad, tl, th, check, casts
+
+    def __repr__(self):
+        show = lambda a: (f"array{a.value.shape}:{a.value.dtype}" if isinstance(a.value, np.ndarray)  # noqa: E731
+                          else repr(a.value))
+        return ", ".join([show(a) for a in self.args] + [f"{k}={show(v)}" for k, v in self.kwargs.items()])
+
+    def diff_args(self):
+        return [a for a in list(self.args) + list(self.kwargs.values()) if a.role == "x"]
+
+
+# ================================================================================= running a case
+TORCH_DT = {F32: torch.float32, F64: torch.float64, np.dtype(np.int64): torch.int64,
+            np.dtype(np.int32): torch.int32, np.dtype(np.bool_): torch.bool}
+
+
+def _leaves(v):
+    if isinstance(v, (tuple, list)):
+        return [a for b in v for a in _leaves(b)]
+    return [v]
+
+
+def _np_value(arg):
+    if arg.role == "pair":
+        return arg.value[0]
+    return np.array(arg.value, copy=True) if isinstance(arg.value, np.ndarray) else arg.value
+
+
+def _torch_value(arg, widen=False):
+    """(leaf, value to call with): a floating 'x' becomes a leaf that requires grad, called through
+    a clone so that in-place functions may write to it."""
+    v = arg.value
+    if arg.role == "pair":
+        return None, v[1]
+    if arg.role == "dtype":
+        return None, TORCH_DT[np.dtype(v)] if v is not None else None
+    if not isinstance(v, np.ndarray):
+        return None, v
+    t = torch.from_numpy(np.array(v, copy=True))
+    if widen and t.is_floating_point():
+        t = t.double()
+    if arg.role == "x" and t.is_floating_point():
+        t.requires_grad_(True)
+        return t, t.clone()
+    return None, t
+
+
+def _quiet(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
+def _raised_here(error):
+    """Whether ``error`` comes from a ``raise`` statement in torchlite (not a numpy error passing through)."""
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    path = tb.tb_frame.f_code.co_filename
+    return path.startswith(TORCHLITE_DIR) and linecache.getline(path, tb.tb_lineno).strip().startswith("raise")
+
+
+def _integer_for_float(out, th_out):
+    """torch kept an integer dtype (relu, hardtanh, ...) where torchlite computed in floating point."""
+    return any(isinstance(e, torch.Tensor) and not e.is_floating_point() and np.asarray(a).dtype.kind == "f"
+               for a, e in zip(_leaves(out), _leaves(th_out)))
+
+
+def _has_integer_input(case):
+    return any(isinstance(a.value, np.ndarray) and a.value.dtype.kind in "biu" for a in case.diff_args())
+
+
+def _cast_integer_inputs(case):
+    """The case with integer and bool 'x' data in the default dtype, as torchlite computes it."""
+    def cast(a):
+        if a.role == "x" and isinstance(a.value, np.ndarray) and a.value.dtype.kind in "biu":
+            return Arg(a.value.astype(torchlite.get_default_dtype()), "x")
+        return a
+    new = copy.copy(case)
+    new.args = tuple(cast(a) for a in case.args)
+    new.kwargs = {k: cast(v) for k, v in case.kwargs.items()}
+    return new
+
+
+def _arrays(case):
+    return [a for a in list(case.args) + list(case.kwargs.values()) if isinstance(a.value, np.ndarray)]
+
+
+def _mixed_floats(case):
+    return len({a.value.dtype for a in _arrays(case) if a.value.dtype.kind == "f"}) > 1
+
+
+def _dtypes_differ(out, th_out):
+    return any(isinstance(e, torch.Tensor) and np.asarray(a).dtype != _numpy(e).dtype
+               for a, e in zip(_leaves(out), _leaves(th_out)))
+
+
+def _cast_floats(case):
+    """The case with every floating array in the first floating input's dtype, as torchlite computes it."""
+    dtype = next(a.value.dtype for a in _arrays(case) if a.value.dtype.kind == "f")
+
+    def cast(a):
+        if isinstance(a.value, np.ndarray) and a.value.dtype.kind == "f":
+            return Arg(a.value.astype(dtype), a.role)
+        return a
+    new = copy.copy(case)
+    new.args = tuple(cast(a) for a in case.args)
+    new.kwargs = {k: cast(v) for k, v in case.kwargs.items()}
+    return new
+
+
+def _deliberate(table, name, case, message):
+    return any(check(case, message) if callable(check) else check in message for check, _ in table.get(name, ()))
+
+
+def _call_torch(name, case, widen=False):
+    pairs = [_torch_value(a, widen) for a in case.args]
+    kw_pairs = {k: _torch_value(v, widen) for k, v in case.kwargs.items()}
+    fn = case.th or getattr(TF, name)
+    calls = [c for _, c in pairs]
+    kw_calls = {k: c for k, (_, c) in kw_pairs.items()}
+    try:
+        out, error = _quiet(lambda: fn(*calls, **kw_calls)), None
+    except Exception as e:  # noqa: BLE001 - torch may refuse in any way
+        out, error = None, e
+    leaves = [leaf for leaf, _ in pairs] + [leaf for leaf, _ in kw_pairs.values()]
+    return out, error, leaves, calls + list(kw_calls.values())
+
+
+def run_case(name, case):
+    """Run ``case`` in torch and torchlite; assert they agree or both refuse (see the module docstring)."""
+    CASES[name] += 1
+    th_out, th_error, th_leaves, th_calls = _call_torch(name, case)
+    fn = case.tl or getattr(F, name)
+    args = [_np_value(a) for a in case.args]
+    kwargs = {k: _np_value(v) for k, v in case.kwargs.items()}
+    try:
+        out = _quiet(lambda: fn(*args, **kwargs))
+    except Exception as e:  # noqa: BLE001 - judged below; anything unexpected is re-raised
+        if not isinstance(e, (ValueError, TypeError, IndexError, NotImplementedError)) or not _raised_here(e):
+            raise
+        if th_error is None and _deliberate(DELIBERATE_REFUSALS, name, case, str(e)):
+            OUTCOMES[name]["refused (deliberate)"] += 1
+            return
+        assert th_error is not None, f"{name}({case}): torchlite refused what torch accepts: {e!r}"
+        OUTCOMES[name]["refused"] += 1
+        return
+    if case.casts and _has_integer_input(case) and (th_error is not None or _integer_for_float(out, th_out)):
+        # deliberate: integer and bool data are computed in the default floating dtype (see INTEGER_INPUT)
+        case = _cast_integer_inputs(case)
+        th_out, th_error, th_leaves, th_calls = _call_torch(name, case)
+        OUTCOMES[name]["integer input computed in float (deliberate)"] += 1
+        args = kwargs = None  # an integer array cannot take the floating result in place
+    if th_error is not None and _deliberate(DELIBERATE_ACCEPTANCES, name, case, str(th_error)):
+        OUTCOMES[name]["accepted (deliberate)"] += 1
+        return
+    if th_error is None and _mixed_floats(case):
+        case = _cast_floats(case)  # deliberate: see MIXED_FLOATS
+        th_out, th_error, th_leaves, th_calls = _call_torch(name, case)
+        OUTCOMES[name]["mixed float32/float64 computed in the input's dtype (deliberate)"] += 1
+        args = kwargs = None
+    assert th_error is None, f"{name}({case}): torchlite accepted what torch refuses ({th_error!r})"
+    if case.check is not None:
+        case.check(out, th_out, [_np_value(a) for a in case.args], {k: _np_value(v) for k, v in case.kwargs.items()})
+        OUTCOMES[name]["match (checked through its noise)"] += 1
+    else:
+        reference = _once(lambda: _call_torch(name, case, widen=True))
+        _compare_outputs(name, case, out, th_out, lambda: reference()[0])
+        if args is not None:
+            _compare_inplace(name, case, args + list(kwargs.values()), th_calls)
+    _compare_backward(name, case, out, th_out, th_leaves)
+
+
+def _once(fn):
+    cache = []
+    return lambda: cache[0] if cache else cache.append(fn()) or cache[0]
+
+
+def _close(actual, expected, what, reference=None):
+    """assert_close at the dtype's tolerance; in float32, where that fails, torchlite may be off by as
+    much as torch's own float32 result is, times 4, both measured against torch in float64."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != torch's {expected.shape}"
+    finite = np.isfinite(expected)  # inf and NaN must match exactly; the tolerance scales with the rest
+    np.testing.assert_array_equal(actual[~finite], expected[~finite], err_msg=f"{what}: non-finite entries")
+    try:
+        assert_close(actual[finite], expected[finite], expected.dtype, what)
+    except AssertionError:
+        if expected.dtype != F32 or reference is None:
+            raise
+        actual, expected = actual[finite], expected[finite]
+        exact = np.asarray(reference(), dtype=np.float64)[finite]
+        ours = np.abs(actual.astype(np.float64) - exact)
+        theirs = np.abs(expected.astype(np.float64) - exact)
+        bound = 4 * theirs + tol(F32, max(1.0, float(np.max(np.abs(exact), initial=0))))["atol"]
+        assert np.all(ours <= bound), f"{what}: off by {np.max(ours - bound):.3g} beyond 4x torch's float32 error"
+
+
+def _numpy(t):
+    return t.detach().numpy() if isinstance(t, torch.Tensor) else t
+
+
+def _compare_outputs(name, case, out, th_out, reference):
+    outs, th_outs = _leaves(out), _leaves(th_out)
+    assert len(outs) == len(th_outs), f"{name}({case}): {len(outs)} outputs, torch gives {len(th_outs)}"
+    for i, (a, e) in enumerate(zip(outs, th_outs)):
+        what = f"{name}({case}): output {i}"
+        if e is None:  # an output torch does not give (torchlite's saved values)
+            continue
+        if not isinstance(e, torch.Tensor):
+            assert a == e, f"{what}: {a!r} != torch's {e!r}"
+            continue
+        e, a = _numpy(e), np.asarray(a)
+        assert a.dtype == e.dtype, f"{what}: dtype {a.dtype}, torch's {e.dtype}"
+        if a.dtype.kind == "f":
+            _close(a, e, what, lambda i=i: _numpy(_leaves(reference())[i]))
+        else:
+            np.testing.assert_array_equal(a, e, err_msg=what)
+    OUTCOMES[name]["match"] += 1
+
+
+def _compare_inplace(name, case, values_after, th_calls):
+    """Every array argument ends as torch's tensor does: written in place by both, or by neither."""
+    for i, (arg, v, t) in enumerate(zip(list(case.args) + list(case.kwargs.values()), values_after, th_calls)):
+        if not isinstance(arg.value, np.ndarray) or not isinstance(t, torch.Tensor):
+            continue
+        e = _numpy(t)
+        what = f"{name}({case}): argument {i} after the call"
+        if e.dtype.kind == "f" and e.size:
+            _close(v, e, what)
+        else:
+            np.testing.assert_array_equal(v, e, err_msg=what)
+
+
+def _upstream(out, rng):
+    def one(o):
+        a = np.asarray(o) if o is not None and not isinstance(o, (int, float, bool)) else None
+        return rng.standard_normal(a.shape).astype(a.dtype) if a is not None and a.dtype.kind == "f" else None
+    return type(out)(one(o) for o in out) if isinstance(out, (tuple, list)) else one(out)
+
+
+def _compare_backward(name, case, out, th_out, th_leaves):
+    """The same random upstream gradient into torch autograd and the ``*_backward`` twin."""
+    if case.grad is None:
+        return
+    grads = _upstream(out, np.random.default_rng(1))
+    pairs = [(o, torch.from_numpy(np.array(g))) for o, g in zip(_leaves(th_out), _leaves(grads))
+             if g is not None and isinstance(o, torch.Tensor) and o.requires_grad]
+    if not pairs:
+        return
+    try:
+        torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+    except RuntimeError:  # e.g. in-place leaky_relu with a negative slope: torch cannot differentiate it
+        OUTCOMES[name]["forward only: torch's backward refuses"] += 1
+        return
+    reference = _once(lambda: _reference_grads(name, case, grads))
+    dxs = case.grad(out, grads, [_np_value(a) for a in case.args], {k: _np_value(v) for k, v in case.kwargs.items()})
+    dxs = dxs if isinstance(dxs, (tuple, list)) else (dxs,)
+    x_leaves = [leaf for a, leaf in zip(list(case.args) + list(case.kwargs.values()), th_leaves) if a.role == "x"]
+    assert len(dxs) == len(x_leaves), f"{name}: the backward adapter gives {len(dxs)} gradients for {len(x_leaves)}"
+    for i, (dx, leaf) in enumerate(zip(dxs, x_leaves)):
+        if leaf is None:
+            continue
+        what = f"{name}({case}): grad of differentiable input {i}"
+        e = leaf.grad.numpy() if leaf.grad is not None else np.zeros(leaf.shape, leaf.detach().numpy().dtype)
+        assert dx is not None, f"{what}: the backward twin gives none"
+        dx = np.asarray(dx)
+        assert dx.dtype == e.dtype, f"{what}: dtype {dx.dtype}, torch's {e.dtype}"
+        _close(dx, e, what, lambda i=i: reference()[i])
+    OUTCOMES[name]["gradients match"] += 1
+
+
+def _reference_grads(name, case, grads):
+    """torch autograd in float64 on the same inputs and upstream gradient (None where torch has no grad)."""
+    out, _, leaves, _ = _call_torch(name, case, widen=True)
+    pairs = [(o, torch.from_numpy(np.asarray(g, dtype=np.float64))) for o, g in zip(_leaves(out), _leaves(grads))
+             if g is not None and isinstance(o, torch.Tensor) and o.requires_grad]
+    torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+    x_leaves = [leaf for a, leaf in zip(list(case.args) + list(case.kwargs.values()), leaves) if a.role == "x"]
+    return [None if leaf is None else (leaf.grad.numpy() if leaf.grad is not None else np.zeros(leaf.shape))
+            for leaf in x_leaves]
+
+
+# Integer and bool data into a function that computes in floating point is cast to the default
+# dtype (torchlite's contract): where torch keeps the integer dtype (relu, relu6, hardtanh,
+# threshold), has no kernel for it, or refuses bool arithmetic (softmin, tanhshrink), torchlite is
+# compared with torch on the cast data. Shape-only functions (padding, shuffles) keep the dtype.
+INTEGER_INPUT = "computed in the default dtype"
+# float32 data with float64 targets, weights, variances or second inputs is computed in the first
+# input's dtype, gradients included (float32 stays float32 end to end; numpy data is often float64),
+# where torch promotes to float64: torchlite is compared with torch on every floating array cast to
+# the first input's dtype.
+MIXED_FLOATS = "computed in the input's dtype"
+
+# Where torchlite refuses what torch accepts, on purpose: function -> [(predicate(case, message)
+# or a substring of torchlite's message, why)].
+DELIBERATE_REFUSALS = {
+    "triplet_margin_with_distance_loss": [("must be a torchlite Module", "a plain function cannot be differentiated "
+                                                                          "without autograd; a Module has backward")],
+    # the same deliberate refusals as the modules' (tests/test_properties.py)
+    "multilabel_soft_margin_loss": [("does not broadcast to input shape", "weight and target must fit the input "
+                                                                          "(torch broadcasts a larger one)"),
+                                    ("with C > 0", "an input without classes is refused (torch gives NaN)")],
+    **{f"{n}_": [("to modify in place", "integer data cannot hold the floating result (see INTEGER_INPUT)")]
+       for n in ("relu", "elu", "celu", "selu", "leaky_relu", "hardtanh", "threshold", "rrelu")},
+}
+
+# Where torchlite accepts what torch refuses, on purpose: function -> [(substring of torch's error, why)].
+DELIBERATE_ACCEPTANCES = {
+    **{n: [("with a bool tensor is not supported", "a bool target is read as 0/1, as torch's mse_loss reads it")]
+       for n in ("l1_loss", "multilabel_soft_margin_loss")},
+}
+
+
+# ================================================================================= strategies
+SPECS = {}  # function name -> (composite strategy function, max_examples)
+
+
+def spec(*names, examples=10):
+    def register(fn):
+        for n in names:
+            SPECS[n] = (fn, examples)
+        return fn
+    return register
+
+
+def data_dtype(draw, ints=True):
+    return draw(st.sampled_from(DATA_DTYPES if ints else DATA_DTYPES[:2]))
+
+
+def float_dtype(draw):
+    return draw(st.sampled_from([F32, F64]))
+
+
+def any_input(draw, dtypes=None, max_rank=4):
+    """An array of any shape (0-d and empty included) and dtype."""
+    dtype = draw(st.sampled_from(dtypes)) if dtypes else data_dtype(draw)
+    return values(rng_of(draw), any_shape(draw, max_rank), dtype)
+
+
+# --------------------------------------------------------------------------------- activations
+def _by_output(twin):
+    return lambda out, g, a, k: getattr(F, twin)(g, out)
+
+
+def _by_input(twin, *names):
+    return lambda out, g, a, k: getattr(F, twin)(g, a[0], *[k[n] for n in names])
+
+
+ELEMENTWISE = {  # name -> (keyword drawer, backward adapter or None)
+    "relu": (lambda d: dict(inplace=d(st.booleans())), _by_output("relu_backward")),
+    "relu6": (lambda d: dict(inplace=d(st.booleans())), _by_output("relu6_backward")),
+    "sigmoid": (lambda d: {}, _by_output("sigmoid_backward")),
+    "tanh": (lambda d: {}, _by_output("tanh_backward")),
+    "selu": (lambda d: dict(inplace=d(st.booleans())), _by_input("selu_backward")),
+    "silu": (lambda d: dict(inplace=d(st.booleans())), _by_input("silu_backward")),
+    "mish": (lambda d: dict(inplace=d(st.booleans())), _by_input("mish_backward")),
+    "hardsigmoid": (lambda d: dict(inplace=d(st.booleans())), _by_input("hardsigmoid_backward")),
+    "hardswish": (lambda d: dict(inplace=d(st.booleans())), _by_input("hardswish_backward")),
+    "softsign": (lambda d: {}, _by_input("softsign_backward")),
+    "tanhshrink": (lambda d: {}, _by_input("tanhshrink_backward")),
+    "logsigmoid": (lambda d: {}, _by_input("logsigmoid_backward")),
+    "leaky_relu": (lambda d: dict(negative_slope=d(st.floats(-2, 2)), inplace=d(st.booleans())),
+                   _by_input("leaky_relu_backward", "negative_slope")),
+    "elu": (lambda d: dict(alpha=d(st.floats(-1, 3)), inplace=d(st.booleans())), _by_input("elu_backward", "alpha")),
+    "celu": (lambda d: dict(alpha=d(st.sampled_from([1.0, 0.5, 2.5, -1.0, 0.0])), inplace=d(st.booleans())),
+             _by_input("celu_backward", "alpha")),
+    "gelu": (lambda d: dict(approximate=d(st.sampled_from(["none", "tanh", "none", "exact"]))),
+             _by_input("gelu_backward", "approximate")),
+    "hardtanh": (lambda d: dict(min_val=d(st.floats(-3, 0.5)), max_val=d(st.floats(-0.5, 3)), inplace=d(st.booleans())),
+                 _by_input("hardtanh_backward", "min_val", "max_val")),
+    "softplus": (lambda d: dict(beta=d(st.sampled_from([1.0, 0.5, 2, 3.0, -1.0])),
+                                threshold=d(st.sampled_from([20.0, 1.0, 0.5, 30]))),
+                 _by_input("softplus_backward", "beta", "threshold")),
+    "softshrink": (lambda d: dict(lambd=d(st.floats(-0.5, 2))), _by_input("softshrink_backward", "lambd")),
+    "hardshrink": (lambda d: dict(lambd=d(st.floats(-0.5, 2))), _by_input("hardshrink_backward", "lambd")),
+    "threshold": (lambda d: dict(threshold=d(st.floats(-2, 2)), value=d(st.floats(-3, 3)), inplace=d(st.booleans())),
+                  lambda out, g, a, k: F.threshold_backward(g, a[0], a[1] if len(a) > 1 else k["threshold"])),
+    "rrelu": (lambda d: dict(lower=d(st.floats(0, 0.5)), upper=d(st.floats(0.2, 1)), training=False,
+                             inplace=d(st.booleans())), None),
+}
+INPLACE_ALIASES = {  # the trailing-underscore functions: name -> keyword drawer (passed positionally)
+    "relu_": lambda d: {}, "selu_": lambda d: {},
+    "elu_": lambda d: dict(alpha=d(st.floats(-1, 3))), "celu_": lambda d: dict(alpha=d(st.floats(0.1, 3))),
+    "leaky_relu_": lambda d: dict(negative_slope=d(st.floats(-2, 2))),
+    "hardtanh_": lambda d: dict(min_val=d(st.floats(-3, 0)), max_val=d(st.floats(0.1, 3))),
+    "threshold_": lambda d: dict(threshold=d(st.floats(-2, 2)), value=d(st.floats(-3, 3))),
+    "rrelu_": lambda d: dict(lower=d(st.floats(0, 0.5)), upper=d(st.floats(0.2, 1))),
+}
+
+
+@spec(*ELEMENTWISE, examples=12)
+@st.composite
+def _elementwise(draw, name):
+    drawer, grad = ELEMENTWISE[name]
+    kwargs = drawer(draw)
+    if name == "threshold" and draw(st.booleans()):  # threshold and value are required positionals
+        return FCase(X(any_input(draw)), kwargs.pop("threshold"), kwargs.pop("value"), grad=grad, **kwargs)
+    return FCase(X(any_input(draw)), grad=grad, **kwargs)
+
+
+@spec(*INPLACE_ALIASES, examples=8)
+@st.composite
+def _inplace_alias(draw, name):
+    return FCase(X(any_input(draw)), *INPLACE_ALIASES[name](draw).values())
+
+
+@spec("prelu")
+@st.composite
+def _prelu(draw, name):
+    rng = rng_of(draw)
+    shape = any_shape(draw)
+    c = shape[1] if len(shape) >= 2 else 1
+    w_shape = draw(st.sampled_from([(1,), (c,), (), (c + 1,), (1, 1)]))
+    x = values(rng, shape, data_dtype(draw))
+    w = values(rng, w_shape, draw(st.sampled_from([x.dtype, F32, F64])))
+    return FCase(X(x), X(w), grad=lambda out, g, a, k: F.prelu_backward(g, a[0], a[1]))
+
+
+def _softmax_dim(dim, ndim):
+    return dim if dim is not None else (0 if ndim in (0, 1, 3) else 1)
+
+
+@spec("softmax", "log_softmax", "softmin", examples=15)
+@st.composite
+def _softmax(draw, name):
+    x = any_input(draw)
+    dim = draw(st.one_of(st.none(), st.integers(-x.ndim - 1, x.ndim)))
+    dtype = draw(st.sampled_from([None, None, F32, F64]))
+    twin = getattr(F, f"{name}_backward")
+    grad = lambda out, g, a, k: twin(g, out, _softmax_dim(k["dim"], out.ndim))  # noqa: E731
+    if draw(st.booleans()):
+        return FCase(X(x), dim, grad=lambda out, g, a, k: twin(g, out, _softmax_dim(a[1], out.ndim)))
+    return FCase(X(x), dim=dim, dtype=Dt(dtype), grad=grad)
+
+
+@spec("glu")
+@st.composite
+def _glu(draw, name):
+    x = any_input(draw)
+    dim = draw(st.integers(-x.ndim - 1, x.ndim)) if draw(st.booleans()) else -1
+    return FCase(X(x), dim=dim, grad=lambda out, g, a, k: F.glu_backward(g, a[0], k["dim"]))
+
+
+def _gumbel_torch(logits, tau=1, hard=False, eps=1e-10, dim=-1, gumbels=None):
+    """torch's gumbel_softmax (accepting or refusing the arguments), then its formula on ``gumbels``."""
+    TF.gumbel_softmax(logits, tau, hard, eps, dim)
+    y_soft = ((logits + torch.from_numpy(gumbels)) / tau).softmax(dim)
+    if not hard:
+        return y_soft
+    index = y_soft.max(dim, keepdim=True)[1]
+    return torch.zeros_like(logits).scatter_(dim, index, 1.0) - y_soft.detach() + y_soft
+
+
+@spec("gumbel_softmax")
+@st.composite
+def _gumbel_softmax(draw, name):
+    x = any_input(draw, [F32, F64, np.dtype(np.int64)])
+    dim = draw(st.integers(-x.ndim - 1, x.ndim)) if draw(st.booleans()) else -1
+    tau = draw(st.sampled_from([1, 0.5, 2.0]))
+    hard = draw(st.booleans())
+    gumbels = values(rng_of(draw), x.shape, x.dtype if x.dtype.kind == "f" else F32)
+
+    def tl(logits, tau, hard, dim):
+        return F.gumbel_softmax(logits, tau, hard, dim=dim, return_soft=True, _gumbels=gumbels)
+
+    def grad(out, g, a, k):
+        return F.gumbel_softmax_backward(g[0], out[1], a[1], a[3])
+    th = lambda logits, tau, hard, dim: (_gumbel_torch(logits, tau, hard, dim=dim, gumbels=gumbels),)  # noqa: E731
+    return FCase(X(x), tau, hard, dim, tl=tl, th=lambda *a: th(*a) + (None,), grad=grad)
+
+
+
+# --------------------------------------------------------------------------------- losses
+def _red(k):
+    """The reduction a loss call means, reading the deprecated size_average/reduce as torch does."""
+    size_average, reduce = k.get("size_average"), k.get("reduce")
+    if size_average is None and reduce is None:
+        return k.get("reduction", "mean")
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    return "mean" if size_average and reduce else "sum" if reduce else "none"
+
+
+def loss_reduction(draw, legacy=True):
+    """reduction= mostly; sometimes the deprecated size_average/reduce (overriding it), or a bad name."""
+    kind = draw(st.integers(0, 9))
+    if kind == 0 and legacy:
+        return dict(size_average=draw(st.sampled_from([None, True, False])), reduce=draw(st.sampled_from([None, True, False])))
+    if kind == 1:
+        return dict(reduction="avg")
+    return dict(reduction=reduction(draw))
+
+
+def pair_shapes(draw, max_rank=3):
+    """(input shape, target shape): equal mostly, else a broadcastable or wrong variant."""
+    shape = any_shape(draw, max_rank)
+    return shape, mutate(draw, shape)
+
+
+def float_pair(draw, low=None, high=None, target_dtype=None):
+    rng = rng_of(draw)
+    a, b = pair_shapes(draw)
+    dt = data_dtype(draw) if draw(st.integers(0, 5)) == 0 else float_dtype(draw)
+    x = values(rng, a, dt)
+    t = values(rng, b, target_dtype or (dt if draw(st.integers(0, 6)) else float_dtype(draw)))
+    if low is not None and x.dtype.kind == "f":
+        x = np.clip(np.abs(x) / 3, low, high).astype(x.dtype)
+    return x, t
+
+
+def maybe_weight(draw, shape, dtype, p=0.3):
+    """None, or a positive weight of ``shape`` (sometimes broadcastable or wrong)."""
+    if draw(st.floats(0, 1)) > p:
+        return None
+    rng = rng_of(draw)
+    shape = mutate(draw, shape) if draw(st.booleans()) else shape
+    w = np.asarray(rng.random(shape) + 0.1, dtype=dtype if np.dtype(dtype).kind == "f" else F32)
+    return w
+
+
+def _pointwise_loss(name, extra, twin_kwargs=(), low=None, high=None, positional_twin=False, weight=False):
+    """Strategy and backward adapter of a loss over input and target of the same shape."""
+    twin = getattr(F, f"{name}_backward")
+
+    def grad(out, g, a, k):
+        kw = {n: k[n] for n in twin_kwargs if n in k}
+        if "weight" in k:
+            kw["weight"] = k["weight"]
+        return twin(g, a[0], a[1], reduction=_red(k), **kw)
+
+    @st.composite
+    def strategy(draw, _):
+        x, t = float_pair(draw, low, high)
+        kwargs = dict(extra(draw), **loss_reduction(draw, name != "huber_loss"))
+        if weight:
+            kwargs["weight"] = T(maybe_weight(draw, x.shape, x.dtype))
+        return FCase(X(x), T(t), grad=grad, **kwargs)
+    return strategy
+
+
+for _name, _extra, _kw, _w in [
+        ("mse_loss", lambda d: {}, (), True),
+        ("l1_loss", lambda d: {}, (), True),
+        ("smooth_l1_loss", lambda d: dict(beta=d(st.sampled_from([1.0, 0.5, 0.0, 2.0, -1.0]))), ("beta",), False),
+        ("huber_loss", lambda d: dict(delta=d(st.sampled_from([1.0, 0.5, 2.0, 0.0]))), ("delta",), True),
+        ("soft_margin_loss", lambda d: {}, (), False),
+        ("kl_div", lambda d: dict(log_target=d(st.booleans())), ("log_target",), False)]:
+    spec(_name, examples=12)(_pointwise_loss(_name, _extra, _kw, weight=_w))
+
+
+@spec("binary_cross_entropy", examples=12)
+@st.composite
+def _bce(draw, name):
+    rng = rng_of(draw)
+    a, b = pair_shapes(draw)
+    dt = float_dtype(draw) if draw(st.integers(0, 5)) else data_dtype(draw)
+    x = np.asarray(rng.uniform(0.02, 0.98, a), dtype=dt)
+    if x.size and draw(st.integers(0, 5)) == 0:
+        x.flat[0] = draw(st.sampled_from([0.0, 1.0, 1.5, -0.5]))  # the clamp at log 0, and out of range
+    t = np.asarray(rng.random(b), dtype=x.dtype if draw(st.integers(0, 6)) else float_dtype(draw))
+    kwargs = dict(weight=T(maybe_weight(draw, a, dt)), **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.binary_cross_entropy_backward(g, a[0], a[1], k["weight"], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("binary_cross_entropy_with_logits", examples=12)
+@st.composite
+def _bce_logits(draw, name):
+    x, _ = float_pair(draw)
+    rng = rng_of(draw)
+    t = np.asarray(rng.random(mutate(draw, x.shape)), dtype=x.dtype if x.dtype.kind == "f" else F32)
+    c = x.shape[-1] if x.ndim else 1
+    pos = None if draw(st.booleans()) else np.asarray(rng.random(draw(st.sampled_from([(c,), (1,), (c + 1,)]))) + 0.5,
+                                                     dtype=t.dtype)
+    kwargs = dict(weight=T(maybe_weight(draw, x.shape, t.dtype)), pos_weight=T(pos), **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.binary_cross_entropy_with_logits_backward(g, a[0], a[1], k["weight"], reduction=_red(k),
+                                                           pos_weight=k["pos_weight"])
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("poisson_nll_loss", examples=12)
+@st.composite
+def _poisson_nll(draw, name):
+    x, t = float_pair(draw)
+    log_input = draw(st.booleans())
+    if not log_input and x.dtype.kind == "f":
+        x = np.abs(x)
+    t = np.abs(t) * 3 if t.dtype.kind == "f" else t
+    kwargs = dict(log_input=log_input, full=draw(st.booleans()), eps=draw(st.sampled_from([1e-8, 0.1])),
+                  **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.poisson_nll_loss_backward(g, a[0], a[1], k["log_input"], k["full"], eps=k["eps"], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("gaussian_nll_loss", examples=15)
+@st.composite
+def _gaussian_nll(draw, name):
+    rng = rng_of(draw)
+    x, t = float_pair(draw)
+    kind = draw(st.sampled_from(["same", "last1", "lastdrop", "float", "bad"]))
+    if kind == "float":
+        var = C(draw(st.sampled_from([0.5, 1.0, 0.0, -1.0])))
+    else:
+        shape = {"same": x.shape, "last1": x.shape[:-1] + (1,) if x.ndim else (1,),
+                 "lastdrop": x.shape[:-1], "bad": mutate(draw, x.shape)}[kind]
+        v = np.asarray(rng.random(shape) + 0.05, dtype=x.dtype if x.dtype.kind == "f" else F32)
+        if v.size and draw(st.integers(0, 6)) == 0:
+            v.flat[0] = draw(st.sampled_from([0.0, -1.0]))
+        var = X(v)
+    kwargs = dict(full=draw(st.booleans()), eps=draw(st.sampled_from([1e-6, 0.1])), reduction=reduction(draw))
+
+    def grad(out, g, a, k):
+        dx, dvar = F.gaussian_nll_loss_backward(g, a[0], a[1], a[2], k["full"], k["eps"], k["reduction"])
+        return (dx, dvar) if isinstance(a[2], np.ndarray) else (dx,)
+    return FCase(X(x), T(t), var, grad=grad, **kwargs)
+
+
+def _sign_target(draw, shape, dtype):
+    rng = rng_of(draw)
+    t = rng.choice([-1, 1], size=shape)
+    if t.size and draw(st.integers(0, 6)) == 0:
+        t.flat[0] = draw(st.sampled_from([0, 2]))  # not a label: torch computes on it anyway
+    return t.astype(dtype)
+
+
+@spec("hinge_embedding_loss", examples=12)
+@st.composite
+def _hinge(draw, name):
+    x, _ = float_pair(draw)
+    t = _sign_target(draw, mutate(draw, x.shape), draw(st.sampled_from([x.dtype, np.dtype(np.int64)])))
+    kwargs = dict(margin=draw(st.sampled_from([1.0, 0.5, 0.0, -1.0])), **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.hinge_embedding_loss_backward(g, a[0], a[1], k["margin"], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("multilabel_soft_margin_loss", examples=12)
+@st.composite
+def _multilabel_soft(draw, name):
+    rng = rng_of(draw)
+    shape = draw(st.sampled_from([(2, 3), (3,), (1, 1), (0, 2), (2, 0), (), (2, 2, 2)]))
+    dt = float_dtype(draw)
+    x = values(rng, shape, dt)
+    t = (rng.random(mutate(draw, shape)) < 0.5).astype(draw(st.sampled_from([dt, np.dtype(np.int64)])))
+    c = shape[-1] if shape else 1
+    w = None if draw(st.booleans()) else np.asarray(rng.random(draw(st.sampled_from([(c,), (1,), (c + 1,)]))), dtype=dt)
+    kwargs = dict(weight=T(w), **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.multilabel_soft_margin_loss_backward(g, a[0], a[1], k["weight"], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("margin_ranking_loss", "cosine_embedding_loss", examples=12)
+@st.composite
+def _pair_loss(draw, name):
+    rng = rng_of(draw)
+    dt = float_dtype(draw)
+    if name == "margin_ranking_loss":
+        shape = any_shape(draw, 2)
+        t_shape = mutate(draw, shape)
+    else:
+        shape = draw(st.sampled_from([(3, 4), (4,), (1, 2), (0, 3), (2, 0), (2, 2, 2)]))
+        t_shape = mutate(draw, shape[:1] if len(shape) == 2 else ())
+    x1 = values(rng, shape, dt)
+    x2 = values(rng, mutate(draw, shape), dt if draw(st.integers(0, 6)) else float_dtype(draw))
+    if x1.size and name == "cosine_embedding_loss" and draw(st.integers(0, 6)) == 0:
+        x1[..., :] = 0  # zero vectors: the eps in the norms
+    t = _sign_target(draw, t_shape, draw(st.sampled_from([dt, np.dtype(np.int64)])))
+    kwargs = dict(margin=draw(st.sampled_from([0, 0.5, -0.5, 1.0])), **loss_reduction(draw))
+    twin = getattr(F, f"{name}_backward")
+
+    def grad(out, g, a, k):
+        return twin(g, a[0], a[1], a[2], k["margin"], reduction=_red(k))
+    return FCase(X(x1), X(x2), T(t), grad=grad, **kwargs)
+
+
+@spec("triplet_margin_loss", "triplet_margin_with_distance_loss", examples=12)
+@st.composite
+def _triplet(draw, name):
+    rng = rng_of(draw)
+    dt = float_dtype(draw)
+    shape = draw(st.sampled_from([(3, 4), (4,), (1, 2), (0, 3), (2, 0), (2, 2, 2), ()]))
+    a = values(rng, shape, dt)
+    p = values(rng, mutate(draw, shape), dt)
+    n = values(rng, shape, dt)
+    kwargs = dict(margin=draw(st.sampled_from([1.0, 0.5, 0.0, -1.0])), swap=draw(st.booleans()), reduction=reduction(draw))
+    if name == "triplet_margin_loss":
+        kwargs.update(p=draw(st.sampled_from([2, 1, 3.0, 0.5])), eps=draw(st.sampled_from([1e-6, 0.1])))
+
+        def grad(out, g, x, k):
+            return F.triplet_margin_loss_backward(g, x[0], x[1], x[2], k["margin"], k["p"], k["eps"], k["swap"],
+                                                  reduction=k["reduction"])
+    else:
+        kind = draw(st.sampled_from([None, "module", "function"]))
+        if kind == "module":
+            q = draw(st.sampled_from([2.0, 1.0]))
+            kwargs["distance_function"] = Pair(torchlite.nn.PairwiseDistance(q), torch.nn.PairwiseDistance(q))
+        elif kind == "function":
+            kwargs["distance_function"] = Pair(lambda u, v: F.pairwise_distance(u, v), TF.pairwise_distance)
+
+        def grad(out, g, x, k):
+            return F.triplet_margin_with_distance_loss_backward(g, x[0], x[1], x[2], **k)
+    return FCase(X(a), X(p), X(n), grad=grad, **kwargs)
+
+
+# ================================================================================= tests
+def _common_functions():
+    return sorted(n for n in dir(F) if not n.startswith("_") and callable(getattr(F, n)) and hasattr(TF, n)
+                  and not isinstance(getattr(F, n), type))
+
+
+def test_every_common_function_has_a_strategy():
+    """A function torch.nn.functional also has must come with a strategy here."""
+    missing = sorted(set(_common_functions()) - set(SPECS))
+    assert not missing, f"torchlite.nn.functional functions without a property strategy in {__file__}: {missing}"
+    assert not set(SPECS) - set(_common_functions()), "strategies for functions torchlite does not share with torch"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request):
+    yield
+    if not CASES:
+        return
+    lines = ["", "property cases per function (match / refused by both):"]
+    for name in sorted(CASES):
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(OUTCOMES[name].items()))
+        lines.append(f"  {name:36s} {CASES[name]:4d}  ({detail})")
+    lines.append(f"  {'total':36s} {sum(CASES.values()):4d} cases over {len(CASES)} functions")
+    plugins = request.config.pluginmanager
+    reporter, capture = plugins.get_plugin("terminalreporter"), plugins.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print("\n".join(lines))
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("\n".join(lines))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_function_properties(name):
+    strategy, examples = SPECS[name]
+
+    @settings(max_examples=max(1, round(examples * EXAMPLES_SCALE)), deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy(name))
+    def check(case):
+        torchlite.manual_seed(0)
+        torch.manual_seed(0)
+        run_case(name, case)
+
+    check()
