@@ -160,3 +160,12 @@ def test_dataloader_through_get_batch_matches_torch(as_dict):
     for a, b in zip(tld.DataLoader(tl, batch_size=4, sampler=sampler),
                     td.DataLoader(th, batch_size=4, sampler=sampler)):
         _same(a, b)
+
+
+def test_distributed_sampler_is_reachable_from_data_as_in_torch():
+    from torchlite.distributed import DistributedSampler
+    assert tld.DistributedSampler is DistributedSampler
+    ours = list(tld.DistributedSampler(range(10), num_replicas=3, rank=1, shuffle=False))
+    assert ours == list(td.DistributedSampler(range(10), num_replicas=3, rank=1, shuffle=False))
+    with pytest.raises(AttributeError):
+        tld.NoSuchThing

@@ -17,3 +17,11 @@ __all__ = [
     "BatchSampler", "DataLoader", "default_collate", "default_convert", "datasets",
 ]
 __all__ += ["StackDataset", "get_worker_info"]
+
+
+def __getattr__(name):
+    """``data.DistributedSampler`` as torch.utils.data's; it lives in torchlite.distributed, which imports data."""
+    if name == "DistributedSampler":
+        from ..distributed import DistributedSampler
+        return DistributedSampler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
