@@ -325,6 +325,8 @@ DELIBERATE_ACCEPTANCES = {
     "EmbeddingBag": [("step must be nonzero", "a 2-D input of empty bags gives zero rows (torch fails making its "
                                               "offsets)")],
     "LPPool3d": [("smaller than kernel size", "as AvgPool3d")],
+    "LinearCrossEntropyLoss": [("division or modulo by zero", "with options and in_features=0 torch's chunk-size "
+                                                              "rule divides by zero; torchlite computes unchunked")],
 }
 
 
@@ -826,6 +828,45 @@ def _weighted_build(name, kwargs):
         kw = {k: (v.numpy() if lib is nn and isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         return getattr(lib, name)(**kw)
     return build
+
+
+@spec("LinearCrossEntropyLoss", examples=40)
+@st.composite
+def _linear_cross_entropy(draw, name):
+    """in_features 0..4, C 1..4, out_features () or (d1[, d2]); input (N, in) or unbatched (in,), mutated;
+    targets: class indices (some equal to the ignored value), out of range, float, int32 or probabilities;
+    ignore_index None or a value (torch refuses one with probabilities); weight of C or C + 1; options sometimes."""
+    rng = rng_of(draw)
+    fin, c = draw(st.integers(0, 4)), draw(st.integers(1, 4))
+    of = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=2))) if draw(st.booleans()) else ()
+    n = int(rng.integers(0, 4)) if rng.random() < 0.15 else int(rng.integers(1, 4))
+    lead = (n,) if rng.random() < 0.85 else ()
+    x = values(rng, mutate(draw, lead + (fin,), (-1,)), data_dtype(draw))
+    ignore_index = draw(st.sampled_from([None, None, -100, 0, c - 1, c + 2]))
+    kind = rng.choice(["index", "out of range", "float", "int32", "probabilities"], p=[0.6, 0.1, 0.05, 0.05, 0.2])
+    if kind == "probabilities":
+        ignore_index = ignore_index if rng.random() < 0.25 else None  # torch refuses any other value
+        p = rng.random(mutate(draw, lead + (c,) + of, (len(lead),)))
+        t = p / np.maximum(p.sum(axis=len(lead), keepdims=True), 1e-3) if p.ndim > len(lead) else p
+    else:
+        t = rng.integers(0, c, size=mutate(draw, lead + of))
+        if t.size and rng.random() < 0.5:
+            t.flat[::3] = -100 if ignore_index is None else ignore_index
+        if kind == "out of range" and t.size:
+            t.flat[draw(st.integers(0, t.size - 1))] = draw(st.sampled_from([-1, c, c + 3]))
+        t = t.astype({"float": np.float64, "int32": np.int32}.get(kind, np.int64))
+    kwargs = dict(out_features=of, bias=draw(st.booleans()), reduction=reduction(draw), ignore_index=ignore_index,
+                  label_smoothing=draw(st.sampled_from([0.0, 0.0, 0.1, 1.0])))
+    if draw(st.booleans()):
+        kwargs["weight"] = torch.as_tensor(rng.random(draw(st.sampled_from([c, c, c, c + 1]))) + 0.1)
+    options = draw(st.sampled_from([None, None, {}, dict(batch_chunk_size=2), dict(chunking_method="aspect_ratio:2"),
+                                    dict(batch_chunk_size=1, chunking_method="aspect_ratio")]))
+
+    def build(lib):
+        kw = {k: (v.numpy() if lib is nn and isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        return lib.LinearCrossEntropyLoss(fin, c, options=None if options is None else
+                                          lib.LinearCrossEntropyOptions(**options), **kw)
+    return Case(inputs=(X(x), T(np.asarray(t))), dtype=param_dtype(draw), build=build)
 
 
 @spec("BCELoss", "BCEWithLogitsLoss", examples=25)
