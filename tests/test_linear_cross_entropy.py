@@ -220,21 +220,21 @@ def _warnings(fn):
     return [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize("case", ["plain", "smoothing", "out_features", "probabilities", "int32", "unbatched"])
+@pytest.mark.parametrize("case", ["plain", "smoothing", "out_features", "probabilities", "uint8", "unbatched", "int32"])
 def test_options_warn_where_torch_ignores_them(case):
     rng = np.random.default_rng(0)
     x, lw, lb, t = functional_case(rng, np.float64, (2,) if case == "out_features" else (), True,
                                    "probabilities" if case == "probabilities" else "indices",
                                    batched=case != "unbatched")
-    t = np.clip(t, 0, None).astype(np.int32) if case == "int32" else t
+    t = np.clip(t, 0, None).astype(case) if case in ("uint8", "int32") else t
     kwargs = dict(label_smoothing=0.1 if case == "smoothing" else 0.0)
     ours = _warnings(lambda: F.linear_cross_entropy(x, lw, t, linear_bias=lb, options=nn.LinearCrossEntropyOptions(),
                                                     **kwargs))
-    tt = torch.from_numpy(t.astype(np.uint8) if case == "int32" else t)  # torch has no int32 targets; uint8 warns
+    tt = torch.from_numpy(t.astype(np.int64) if case == "int32" else t)  # torchlite reads int32 as torch's int64
     theirs = _warnings(lambda: TF.linear_cross_entropy(*map(torch.from_numpy, (x, lw)), tt,
                                                        linear_bias=torch.from_numpy(lb),
                                                        options=torch.nn.LinearCrossEntropyOptions(), **kwargs))
-    assert len(ours) == len(theirs) == (case not in ("plain", "unbatched"))
+    assert len(ours) == len(theirs) == (case not in ("plain", "unbatched", "int32"))
     assert all(m.startswith("linear_cross_entropy: ``options`` ignored") for m in ours)
     assert not _warnings(lambda: F.linear_cross_entropy(x, lw, t, linear_bias=lb, **kwargs))
 

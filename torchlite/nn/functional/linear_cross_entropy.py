@@ -76,7 +76,8 @@ def _check_options(who, options, dtype, in_features, logits_shape, reduction, la
                         f"got {type(options).__name__}")
     batched = len(logits_shape) > 1
     out_features = logits_shape[2:] if batched else ()
-    if out_features or reduction not in _REDUCTIONS or label_smoothing != 0.0 or target.dtype != np.int64:
+    # signed integer targets stand for torch's int64 here; uint8 is torch's Byte, which its chunked path refuses
+    if out_features or reduction not in _REDUCTIONS or label_smoothing != 0.0 or target.dtype.kind != "i":
         warnings.warn("linear_cross_entropy: ``options`` ignored; chunked path needs reduction in "
                       "{'mean','sum','none'}, label_smoothing == 0, target.dtype == int64, out_features == (). "
                       f"Got reduction={reduction!r}, label_smoothing={label_smoothing}, target.dtype={target.dtype}, "
