@@ -1,7 +1,7 @@
 """Utilities on parameters and sequences (``torchlite.nn.utils``): gradient clipping,
-flattening parameters to a vector, weight and spectral normalization, and packed sequences
-(``torchlite.nn.utils.rnn``)."""
-from . import parametrizations, parametrize, rnn
+flattening parameters to a vector, weight and spectral normalization, pruning
+(``torchlite.nn.utils.prune``), and packed sequences (``torchlite.nn.utils.rnn``)."""
+from . import parametrizations, parametrize, prune, rnn
 from .clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 from .fusion import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
@@ -10,7 +10,7 @@ from .spectral_norm import remove_spectral_norm, spectral_norm
 from .weight_norm import remove_weight_norm, weight_norm
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
-           "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize", "parametrizations",
+           "parameters_to_vector", "vector_to_parameters", "rnn", "parametrize", "parametrizations", "prune",
            "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]
 __all__ += ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
             "skip_init"]
