@@ -24,3 +24,11 @@ def test_prelu_refuses_a_weight_of_more_than_one_dim():
         TF.prelu(torch.from_numpy(x), torch.from_numpy(w))
     with pytest.raises(ValueError, match="scalar or 1D"):
         F.prelu(x, w)
+
+
+def test_gumbel_softmax_hard_over_an_empty_dim_is_refused_as_torch():
+    with pytest.raises(IndexError):
+        TF.gumbel_softmax(torch.zeros(2, 0), hard=True)
+    with pytest.raises(IndexError, match="empty"):
+        F.gumbel_softmax(np.zeros((2, 0)), hard=True)
+    assert F.gumbel_softmax(np.zeros((0, 3)), hard=True).shape == (0, 3)

@@ -768,6 +768,9 @@ def gumbel_softmax(logits, tau=1, hard=False, eps=1e-10, dim=-1, *, return_soft=
     soft = _softmax(z, axis)
     out = soft
     if hard:
+        if soft.shape[axis] == 0:
+            raise IndexRangeError(f"gumbel_softmax: hard=True takes the argmax over dim {dim}, which is empty "
+                                  f"(logits of shape {shape})")
         out = np.zeros_like(soft)
         np.put_along_axis(out, np.argmax(soft, axis=axis, keepdims=True), 1, axis=axis)
         out -= soft
