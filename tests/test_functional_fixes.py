@@ -32,3 +32,50 @@ def test_gumbel_softmax_hard_over_an_empty_dim_is_refused_as_torch():
     with pytest.raises(IndexError, match="empty"):
         F.gumbel_softmax(np.zeros((2, 0)), hard=True)
     assert F.gumbel_softmax(np.zeros((0, 3)), hard=True).shape == (0, 3)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("batch_norm", dict(running_mean=np.zeros(3), running_var=np.ones(3), training=True)),
+    ("batch_norm", dict(running_mean=np.zeros(2), running_var=np.ones(2), weight=np.ones(3))),
+    ("instance_norm", dict(weight=np.ones((1, 2)))),
+    ("group_norm", dict(num_groups=1, bias=np.ones(3))),
+    ("layer_norm", dict(normalized_shape=(4,), weight=np.ones((1, 4)))),
+    ("layer_norm", dict(normalized_shape=4)),
+    ("layer_norm", dict(normalized_shape=())),
+    ("rms_norm", dict(normalized_shape=[4], weight=np.ones(5))),
+])
+def test_normalization_refuses_arrays_that_do_not_fit_as_torch(name, kwargs):
+    x = np.random.default_rng(0).standard_normal((3, 2, 4))
+    t_kwargs = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    if name == "batch_norm":
+        t_kwargs = dict(dict(running_mean=None, running_var=None), **t_kwargs)
+    with pytest.raises((RuntimeError, TypeError, ValueError)):
+        getattr(TF, name)(torch.from_numpy(x), **t_kwargs)
+    with pytest.raises((ValueError, TypeError), match=name):
+        getattr(F, name)(x, **(dict(dict(running_mean=None, running_var=None), **kwargs)
+                               if name == "batch_norm" else kwargs))
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm"])
+def test_layer_and_rms_norm_over_an_empty_normalized_shape(name):
+    x = np.zeros((2, 0))
+    out = getattr(F, name)(x, (0,), return_saved=True)
+    assert out[0].shape == (2, 0)
+    np.testing.assert_array_equal(out[0], getattr(TF, name)(torch.from_numpy(x), (0,)).numpy())
+
+
+def test_embedding_checks_padding_idx_and_weight_rank_as_torch():
+    w = np.ones((3, 2))
+    for bad in (3, -4):
+        with pytest.raises(AssertionError):
+            TF.embedding(torch.tensor([0]), torch.from_numpy(w), padding_idx=bad)
+        with pytest.raises(ValueError, match="padding_idx"):
+            F.embedding(np.array([0]), w, padding_idx=bad)
+    F.embedding(np.array([0]), w, padding_idx=-3)
+    for weight in (np.ones(3), np.ones((3, 2, 2))):
+        with pytest.raises(RuntimeError, match="2-D"):
+            TF.embedding(torch.tensor([0]), torch.from_numpy(weight))
+        with pytest.raises(ValueError, match="embedding: expected weight of shape"):
+            F.embedding(np.array([0]), weight, max_norm=1.0)
+        with pytest.raises(ValueError, match="embedding_bag: expected weight of shape"):
+            F.embedding_bag(np.array([[0]]), weight)

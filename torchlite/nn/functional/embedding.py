@@ -29,6 +29,12 @@ def check_indices(indices, num_embeddings, who="embedding"):
     return idx
 
 
+def _check_weight(weight, who):
+    if np.ndim(weight) != 2:
+        raise ValueError(f"{who}: expected weight of shape (num_embeddings, embedding_dim), got shape "
+                         f"{np.shape(weight)}")
+
+
 def _padding(padding_idx, num_embeddings):
     if padding_idx is None:
         return None
@@ -63,6 +69,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     """
     if sparse:
         raise NotImplementedError("embedding: sparse gradients are not supported; use sparse=False")
+    _check_weight(weight, "embedding")
+    _padding(padding_idx, weight.shape[0])
     idx = check_indices(input, weight.shape[0])
     if max_norm is not None:
         embedding_renorm_(weight, idx, max_norm, norm_type)
@@ -148,6 +156,7 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None; only mode='sum' supports it, "
                                   f"got mode={mode!r}")
+    _check_weight(weight, "embedding_bag")
     idx, bag, B = _bags(check_indices(input, weight.shape[0], "embedding_bag"), offsets, include_last_offset)
     if max_norm is not None:
         embedding_renorm_(weight, idx, max_norm, norm_type)

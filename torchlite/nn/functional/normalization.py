@@ -113,6 +113,15 @@ def _rows_backward_into(xhat, dxhat, invstd):
     return dx
 
 
+def _check_channel_arrays(who, c, vector, **arrays):
+    """Per-channel arrays (weight, bias, running statistics) hold C values, as torch checks: any shape of C
+    elements for batch norm, a vector (C,) where ``vector`` (instance and group norm)."""
+    for name, a in arrays.items():
+        if a is not None and (np.size(a) != c or (vector and np.ndim(a) != 1)):
+            raise ValueError(f"{who}: expected {name} of shape ({c},), one value per channel of the input, "
+                             f"got shape {np.shape(a)}")
+
+
 def _check_eps(eps, training, name):
     if training and eps <= 0.0:
         raise ValueError(f"{name} eps must be positive during training, but got {eps}")
@@ -135,6 +144,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _check_eps(eps, training, "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input (N, C, *), got shape {x.shape}")
+    _check_channel_arrays("batch_norm", x.shape[1], False, running_mean=running_mean, running_var=running_var,
+                          weight=weight, bias=bias)
     xv, vec = _channel_view(x)
     if training:
         _verify_batch_size(x.shape)
@@ -209,6 +220,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         return batch_norm(x, running_mean, running_var, weight, bias, False, momentum, eps, return_saved=return_saved)
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected input (N, C, *) with spatial axes, got shape {x.shape}")
+    _check_channel_arrays("instance_norm", x.shape[1], True, running_mean=running_mean, running_var=running_var,
+                          weight=weight, bias=bias)
     _verify_spatial_size(x.shape)
     n, c = x.shape[:2]
     length = math.prod(x.shape[2:])
@@ -248,8 +261,17 @@ def _grouped_backward(grad_output, input, mean, invstd, weight, bias, need_input
 
 
 # ------------------------------------------------------------------------------- layer norm
-def _check_trailing(x, normalized_shape, name):
+def _check_trailing(x, normalized_shape, name, **params):
+    """The normalized size; the input ends in ``normalized_shape`` (a non-empty sequence, as torch's
+    functional takes) and each of ``params`` (weight, bias) is None or of that shape."""
+    if not isinstance(normalized_shape, (tuple, list)) or not normalized_shape:
+        raise TypeError(f"{name}: expected normalized_shape to be a non-empty tuple or list of ints, "
+                        f"got {normalized_shape!r}")
     normalized_shape = tuple(normalized_shape)
+    for key, p in params.items():
+        if p is not None and np.shape(p) != normalized_shape:
+            raise ValueError(f"{name}: expected {key} of shape {normalized_shape} (normalized_shape), "
+                             f"got shape {np.shape(p)}")
     if x.ndim < len(normalized_shape) or x.shape[x.ndim - len(normalized_shape):] != normalized_shape:
         raise ValueError(f"{name}: given normalized_shape={list(normalized_shape)}, expected input with shape "
                          f"[*, {', '.join(map(str, normalized_shape))}], but got input of size {list(x.shape)}")
@@ -263,9 +285,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5, *, ret
     ``(output, mean, invstd)`` with ``return_saved=True`` (both of the leading shape).
     """
     x = _float(input)
-    d = _check_trailing(x, normalized_shape, "layer_norm")
+    d = _check_trailing(x, normalized_shape, "layer_norm", weight=weight, bias=bias)
     lead = x.shape[:x.ndim - len(tuple(normalized_shape))]
-    out, mean, _, invstd = _center_rows(x.reshape(-1, d), eps)
+    out, mean, _, invstd = _center_rows(x.reshape(math.prod(lead), d), eps)
     out *= invstd[:, None]
     if weight is not None:
         out *= weight.reshape(d)
@@ -280,11 +302,11 @@ def layer_norm_backward(grad_output, input, mean, invstd, weight=None, bias=None
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
     d = math.prod(x.shape[mean.ndim:])  # the normalized size (mean has the leading shape)
-    gv = g.reshape(-1, d)
+    gv = g.reshape(mean.size, d)
     dbias = np.einsum("rk->k", gv).reshape(bias.shape) if bias is not None else None
     if weight is None and not need_input_grad:
         return None, None, dbias
-    xhat = _normalized_rows(x.reshape(-1, d), mean.reshape(-1), invstd.reshape(-1))
+    xhat = _normalized_rows(x.reshape(mean.size, d), mean.reshape(-1), invstd.reshape(-1))
     dweight = np.einsum("rk,rk->k", gv, xhat).reshape(weight.shape) if weight is not None else None
     dx = None
     if need_input_grad:
@@ -304,6 +326,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5, *, return_sa
     if x.ndim < 2:
         raise ValueError(f"group_norm: expected at least 2 dimensions for input tensor but received {x.ndim}")
     n, c = x.shape[:2]
+    _check_channel_arrays("group_norm", c, True, weight=weight, bias=bias)
     if c % num_groups:
         raise ValueError(f"group_norm: expected number of channels in input to be divisible by num_groups, "
                          f"but got input of shape {list(x.shape)} and num_groups={num_groups}")
@@ -329,11 +352,11 @@ def rms_norm(input, normalized_shape, weight=None, eps=None, *, return_saved=Fal
     of the leading shape.
     """
     x = _float(input)
-    d = _check_trailing(x, normalized_shape, "rms_norm")
+    d = _check_trailing(x, normalized_shape, "rms_norm", weight=weight)
     lead = x.shape[:x.ndim - len(tuple(normalized_shape))]
     eps = np.finfo(x.dtype).eps if eps is None else eps
-    rows = x.reshape(-1, d)
-    rinv = 1 / np.sqrt(np.einsum("rk,rk->r", rows, rows) / d + x.dtype.type(eps))
+    rows = x.reshape(math.prod(lead), d)
+    rinv = 1 / np.sqrt(np.einsum("rk,rk->r", rows, rows) / max(d, 1) + x.dtype.type(eps))
     out = rows * rinv[:, None]
     if weight is not None:
         out *= weight.reshape(d)
@@ -349,15 +372,15 @@ def rms_norm_backward(grad_output, input, rinv, weight=None, need_input_grad=Tru
     x = _float(input)
     g = np.asarray(grad_output).astype(x.dtype, copy=False)
     d = math.prod(x.shape[rinv.ndim:])  # the normalized size (rinv has the leading shape)
-    gv = g.reshape(-1, d)
+    gv = g.reshape(rinv.size, d)
     r = rinv.reshape(-1)[:, None]
-    xhat = x.reshape(-1, d) * r
+    xhat = x.reshape(rinv.size, d) * r
     dweight = np.einsum("rk,rk->k", gv, xhat).reshape(weight.shape) if weight is not None else None
     dx = None
     if need_input_grad:
         dxhat = gv if weight is None else gv * weight.reshape(d)
         dx = xhat
-        dx *= -(np.einsum("rk,rk->r", dxhat, xhat) / d)[:, None]
+        dx *= -(np.einsum("rk,rk->r", dxhat, xhat) / max(d, 1))[:, None]
         dx += dxhat
         dx *= r
         dx = dx.reshape(g.shape)
