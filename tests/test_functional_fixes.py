@@ -1,5 +1,7 @@
 """Focused regressions for discrepancies with torch.nn.functional found by
 tests/test_properties_functional.py, one test per fix, each against torch."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -79,3 +81,12 @@ def test_embedding_checks_padding_idx_and_weight_rank_as_torch():
             F.embedding(np.array([0]), weight, max_norm=1.0)
         with pytest.raises(ValueError, match="embedding_bag: expected weight of shape"):
             F.embedding_bag(np.array([[0]]), weight)
+
+
+@pytest.mark.parametrize("p", [-1.0, -math.inf, math.inf])
+def test_pairwise_distance_refuses_a_norm_without_identity_over_an_empty_dim(p):
+    with pytest.raises(RuntimeError, match="does not have an identity"):
+        TF.pairwise_distance(torch.zeros(2, 0), torch.zeros(2, 0), p=p)
+    with pytest.raises(ValueError, match="non-empty last dim"):
+        F.pairwise_distance(np.zeros((2, 0)), np.zeros((2, 0)), p=p)
+    assert F.pairwise_distance(np.zeros((0, 3)), np.zeros((0, 3)), p=p).shape == (0,)

@@ -92,8 +92,8 @@ def _pairwise_distance(x1, x2, p, eps, keepdim, who):
     a, b = _pair(who, x1, x2)
     scalar = a.ndim == 0 and b.ndim == 0
     d = _difference(a, b, eps)
-    if math.isinf(p) and d.shape[-1] == 0:  # as torch: a max (or min) over nothing has no value
-        raise ValueError(f"{who}: expected a non-empty last dim for the inf norm, got x1 of shape {a.shape} "
+    if (math.isinf(p) or p < 0) and d.shape[-1] == 0:  # as torch: a max, min or negative power over nothing
+        raise ValueError(f"{who}: expected a non-empty last dim for the {p} norm, got x1 of shape {a.shape} "
                          f"and x2 of shape {b.shape}")
     norm = _vector_norm(d, p)
     out = norm if keepdim else norm[..., 0]
