@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 import torchlite
 import torchlite.nn.functional as F
 from parity import assert_close, tol
-from test_properties import Arg, F32, F64, Idx, T, X, any_shape, mutate, reduction, rng_of, values
+from test_properties import Arg, F32, F64, Idx, T, X, _class_shapes, any_shape, mutate, reduction, rng_of, values
 
 TF = torch.nn.functional
 EXAMPLES_SCALE = float(os.environ.get("TORCHLITE_PROPERTY_SCALE", "1"))
@@ -142,8 +142,9 @@ def _raised_here(error):
 
 
 def _integer_for_float(out, th_out):
-    """torch kept an integer dtype (relu, hardtanh, ...) where torchlite computed in floating point."""
-    return any(isinstance(e, torch.Tensor) and not e.is_floating_point() and np.asarray(a).dtype.kind == "f"
+    """torch kept an integer dtype (relu, hardtanh, ...) or promoted the integer data with another array's
+    dtype where torchlite computed in the default floating dtype."""
+    return any(isinstance(e, torch.Tensor) and np.asarray(a).dtype != _numpy(e).dtype
                for a, e in zip(_leaves(out), _leaves(th_out)))
 
 
@@ -161,6 +162,14 @@ def _cast_integer_inputs(case):
     new.args = tuple(cast(a) for a in case.args)
     new.kwargs = {k: cast(v) for k, v in case.kwargs.items()}
     return new
+
+
+def _empty_x(case):
+    return any(isinstance(a.value, np.ndarray) and a.value.size == 0 for a in case.diff_args())
+
+
+def _consts(case):
+    return {k: v.value for k, v in case.kwargs.items()}
 
 
 def _arrays(case):
@@ -188,6 +197,29 @@ def _cast_floats(case):
     new.args = tuple(cast(a) for a in case.args)
     new.kwargs = {k: cast(v) for k, v in case.kwargs.items()}
     return new
+
+
+def _compare_in_float64(name, case, out):
+    """torch has no kernel for the data's dtype (integer fold, bool padding): torchlite's result, computed
+    in that dtype, is checked against torch on float64 data."""
+    def widen(a):
+        return Arg(a.value.astype(F64), a.role) if a.role == "x" and isinstance(a.value, np.ndarray) else a
+    wide = copy.copy(case)
+    wide.args = tuple(widen(a) for a in case.args)
+    wide.kwargs = {k: widen(v) for k, v in case.kwargs.items()}
+    expected, error, _, _ = _call_torch(name, wide)
+    assert error is None, f"{name}({case}): torch refuses float64 data too ({error!r})"
+    for i, (a, e) in enumerate(zip(_leaves(out), _leaves(expected))):
+        np.testing.assert_allclose(np.asarray(a, dtype=np.float64), _numpy(e), rtol=1e-7,
+                                   err_msg=f"{name}({case}): output {i} (checked in float64)")
+    OUTCOMES[name]["dtype torch has no kernel for, checked in float64 (deliberate)"] += 1
+
+
+def _where(error):
+    tb = error.__traceback__
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.path.relpath(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
 
 
 def _deliberate(table, name, case, message):
@@ -219,7 +251,8 @@ def run_case(name, case):
         out = _quiet(lambda: fn(*args, **kwargs))
     except Exception as e:  # noqa: BLE001 - judged below; anything unexpected is re-raised
         if not isinstance(e, (ValueError, TypeError, IndexError, NotImplementedError)) or not _raised_here(e):
-            raise
+            raise AssertionError(f"{name}({case}): torchlite fails with {e!r} at {_where(e)} "
+                                 f"(torch: {th_error!r})") from e
         if th_error is None and _deliberate(DELIBERATE_REFUSALS, name, case, str(e)):
             OUTCOMES[name]["refused (deliberate)"] += 1
             return
@@ -235,7 +268,10 @@ def run_case(name, case):
     if th_error is not None and _deliberate(DELIBERATE_ACCEPTANCES, name, case, str(th_error)):
         OUTCOMES[name]["accepted (deliberate)"] += 1
         return
-    if th_error is None and _mixed_floats(case):
+    if th_error is not None and not case.casts and "not implemented for '" in str(th_error):
+        _compare_in_float64(name, case, out)  # deliberate: see NO_KERNEL
+        return
+    if _mixed_floats(case):
         case = _cast_floats(case)  # deliberate: see MIXED_FLOATS
         th_out, th_error, th_leaves, th_calls = _call_torch(name, case)
         OUTCOMES[name]["mixed float32/float64 computed in the input's dtype (deliberate)"] += 1
@@ -244,6 +280,8 @@ def run_case(name, case):
     if case.check is not None:
         case.check(out, th_out, [_np_value(a) for a in case.args], {k: _np_value(v) for k, v in case.kwargs.items()})
         OUTCOMES[name]["match (checked through its noise)"] += 1
+    elif any(check(case) for check, _ in DELIBERATE_VALUES.get(name, ())):
+        OUTCOMES[name]["output not compared (deliberate)"] += 1
     else:
         reference = _once(lambda: _call_torch(name, case, widen=True))
         _compare_outputs(name, case, out, th_out, lambda: reference()[0])
@@ -335,7 +373,8 @@ def _compare_backward(name, case, out, th_out, th_leaves):
         OUTCOMES[name]["forward only: torch's backward refuses"] += 1
         return
     reference = _once(lambda: _reference_grads(name, case, grads))
-    dxs = case.grad(out, grads, [_np_value(a) for a in case.args], {k: _np_value(v) for k, v in case.kwargs.items()})
+    dxs = _quiet(lambda: case.grad(out, grads, [_np_value(a) for a in case.args],
+                                   {k: _np_value(v) for k, v in case.kwargs.items()}))
     dxs = dxs if isinstance(dxs, (tuple, list)) else (dxs,)
     x_leaves = [leaf for a, leaf in zip(list(case.args) + list(case.kwargs.values()), th_leaves) if a.role == "x"]
     assert len(dxs) == len(x_leaves), f"{name}: the backward adapter gives {len(dxs)} gradients for {len(x_leaves)}"
@@ -369,9 +408,13 @@ def _reference_grads(name, case, grads):
 INTEGER_INPUT = "computed in the default dtype"
 # float32 data with float64 targets, weights, variances or second inputs is computed in the first
 # input's dtype, gradients included (float32 stays float32 end to end; numpy data is often float64),
-# where torch promotes to float64: torchlite is compared with torch on every floating array cast to
+# where torch promotes to float64 (or refuses to: prelu, binary_cross_entropy): torchlite is compared with torch on every floating array cast to
 # the first input's dtype.
 MIXED_FLOATS = "computed in the input's dtype"
+
+# A shape-only function (casts=False) keeps an integer or bool dtype torch has no kernel for (integer
+# fold, bool padding): its result is checked against torch on float64 data.
+NO_KERNEL = "checked in float64"
 
 # Where torchlite refuses what torch accepts, on purpose: function -> [(predicate(case, message)
 # or a substring of torchlite's message, why)].
@@ -379,6 +422,17 @@ DELIBERATE_REFUSALS = {
     "triplet_margin_with_distance_loss": [("must be a torchlite Module", "a plain function cannot be differentiated "
                                                                           "without autograd; a Module has backward")],
     # the same deliberate refusals as the modules' (tests/test_properties.py)
+    **{n: [("Feature dropout requires", "the input rank is checked for every p, not only p > 0")]
+       for n in ("dropout2d", "dropout3d", "feature_alpha_dropout")},
+    "scaled_dot_product_attention": [
+        (lambda case, msg: _empty_x(case) and ("Explicit attn_mask" in msg or "same sequence length" in msg),
+         "empty inputs are checked as any other (torch skips its checks for them)")],
+    "nll_loss": [("expected target shape ()", "input (C,) takes the documented 0-d target; torch also takes (1,)"),
+                 ("at least one class", "zero classes are refused (torch gives NaN if all are ignored)")],
+    "cross_entropy": [("expected target shape ()", "as nll_loss"), ("at least one class", "as nll_loss")],
+    "ctc_loss": [("target labels must lie in", "labels outside [0, C) are refused (torch does not check)")],
+    "multilabel_margin_loss": [("expected target of the input's shape",
+                                "the target takes the input's shape, as documented (torch takes (1,) for a 0-d input)")],
     "multilabel_soft_margin_loss": [("does not broadcast to input shape", "weight and target must fit the input "
                                                                           "(torch broadcasts a larger one)"),
                                     ("with C > 0", "an input without classes is refused (torch gives NaN)")],
@@ -386,10 +440,27 @@ DELIBERATE_REFUSALS = {
        for n in ("relu", "elu", "celu", "selu", "leaky_relu", "hardtanh", "threshold", "rrelu")},
 }
 
+# Where both accept but torch's output is not to be matched: function -> [(predicate(case), why)].
+DELIBERATE_VALUES = {
+    **{n: [(lambda case: _empty_x(case) and _red(_consts(case)) == "mean",
+            "the mean over an empty batch is NaN, as torch's other losses give; torch's kernel returns "
+            "uninitialized memory")]
+       for n in ("multi_margin_loss", "multilabel_margin_loss")},
+    **{n: [(_empty_x, "an empty input gives the documented output shape; torch returns its input's shape")]
+       for n in ("pixel_shuffle", "pixel_unshuffle")},
+}
+
 # Where torchlite accepts what torch refuses, on purpose: function -> [(substring of torch's error, why)].
 DELIBERATE_ACCEPTANCES = {
+    **{n: [("expected target dtype to be Long or Byte", "class indices of any integer dtype are taken (numpy's "
+                                                        "default integer is int32 on some platforms)")]
+       for n in ("nll_loss", "cross_entropy")},
+    "kl_div": [("Integral inputs not supported", "an integer target is read as numbers, as the other losses do")],
+    "binary_cross_entropy": [("but expected Float", "an integer or bool target is read as numbers"),
+                             ("but expected Double", "as above")],
     **{n: [("with a bool tensor is not supported", "a bool target is read as 0/1, as torch's mse_loss reads it")]
-       for n in ("l1_loss", "multilabel_soft_margin_loss")},
+       for n in ("l1_loss", "multilabel_soft_margin_loss", "gaussian_nll_loss", "poisson_nll_loss", "smooth_l1_loss",
+                 "huber_loss", "soft_margin_loss", "mse_loss", "binary_cross_entropy_with_logits")},
 }
 
 
@@ -508,7 +579,8 @@ def _softmax(draw, name):
     x = any_input(draw)
     dim = draw(st.one_of(st.none(), st.integers(-x.ndim - 1, x.ndim)))
     dtype = draw(st.sampled_from([None, None, F32, F64]))
-    twin = getattr(F, f"{name}_backward")
+    # the twin differentiates from the output, so a dtype= call gets its gradient in that dtype: cast back
+    twin = lambda g, out, dim: getattr(F, f"{name}_backward")(g, out, dim).astype(x.dtype if x.dtype.kind == "f" else out.dtype)  # noqa: E501,E731
     grad = lambda out, g, a, k: twin(g, out, _softmax_dim(k["dim"], out.ndim))  # noqa: E731
     if draw(st.booleans()):
         return FCase(X(x), dim, grad=lambda out, g, a, k: twin(g, out, _softmax_dim(a[1], out.ndim)))
@@ -614,6 +686,8 @@ def _pointwise_loss(name, extra, twin_kwargs=(), low=None, high=None, positional
     def strategy(draw, _):
         x, t = float_pair(draw, low, high)
         kwargs = dict(extra(draw), **loss_reduction(draw, name != "huber_loss"))
+        if name == "kl_div" and draw(st.integers(0, 3)) == 0:
+            kwargs["reduction"] = "batchmean"
         if weight:
             kwargs["weight"] = T(maybe_weight(draw, x.shape, x.dtype))
         return FCase(X(x), T(t), grad=grad, **kwargs)
@@ -791,6 +865,644 @@ def _triplet(draw, name):
         def grad(out, g, x, k):
             return F.triplet_margin_with_distance_loss_backward(g, x[0], x[1], x[2], **k)
     return FCase(X(a), X(p), X(n), grad=grad, **kwargs)
+
+
+
+@spec("nll_loss", "cross_entropy", examples=25)
+@st.composite
+def _classification(draw, name):
+    in_shape, t_shape = _class_shapes(draw)
+    c = in_shape[0] if len(in_shape) == 1 else in_shape[1]
+    rng, dt = rng_of(draw), data_dtype(draw) if draw(st.integers(0, 5)) == 0 else float_dtype(draw)
+    x = values(rng, mutate(draw, in_shape, (0,) if len(in_shape) == 1 else (1,)), dt)
+    ignore_index = draw(st.sampled_from([-100, -100, 0, c - 1, -1]))
+    kind = draw(st.sampled_from(["index"] * 4 + ["out of range", "float", "int32", "probabilities"]))
+    t = rng.integers(0, c, size=mutate(draw, t_shape))
+    if kind == "out of range" and t.size:
+        t.flat[draw(st.integers(0, t.size - 1))] = draw(st.sampled_from([-1, c, c + 3]))
+    if kind == "float":
+        t = t.astype(dt if dt.kind == "f" else F64)
+    if kind == "int32":
+        t = t.astype(np.int32)
+    if kind == "probabilities" and name == "cross_entropy":
+        p = rng.random(x.shape)
+        t = (p / np.maximum(p.sum(axis=1 if x.ndim > 1 else 0, keepdims=True), 1e-3) if x.ndim else p).astype(
+            dt if dt.kind == "f" else F32)
+    w = None
+    if draw(st.booleans()):
+        w = np.asarray(rng.random(draw(st.sampled_from([c, c, c, c + 1]))) + 0.1, dtype=dt if dt.kind == "f" else F32)
+    kwargs = dict(weight=T(w), ignore_index=ignore_index, **loss_reduction(draw))
+    if name == "cross_entropy" and draw(st.booleans()):
+        kwargs["label_smoothing"] = draw(st.sampled_from([0.0, 0.1, 0.5, 1.0, 1.5]))
+    twin = getattr(F, f"{name}_backward")
+
+    def grad(out, g, a, k):
+        extra = {"label_smoothing": k["label_smoothing"]} if "label_smoothing" in k else {}
+        return twin(g, a[0], a[1], k["weight"], ignore_index=k["ignore_index"], reduction=_red(k), **extra)
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("multi_margin_loss", examples=15)
+@st.composite
+def _multi_margin(draw, name):
+    c = draw(st.integers(1, 4))
+    shape = draw(st.sampled_from([(2, c), (c,), (0, c), (1, c), (2, 1, c)]))
+    rng, dt = rng_of(draw), float_dtype(draw)
+    x = values(rng, mutate(draw, shape, (-1,)), dt)
+    t = rng.integers(0, c, size=mutate(draw, shape[:-1]))
+    if t.size and draw(st.integers(0, 6)) == 0:
+        t.flat[0] = draw(st.sampled_from([-1, c]))
+    w = None if draw(st.booleans()) else np.asarray(rng.random(draw(st.sampled_from([c, c, c + 1]))) + 0.1, dtype=dt)
+    kwargs = dict(p=draw(st.sampled_from([1, 2, 1, 3])), margin=draw(st.sampled_from([1.0, 0.5, 0.0, -1.0])),
+                  weight=T(w), **loss_reduction(draw))
+
+    def grad(out, g, a, k):
+        return F.multi_margin_loss_backward(g, a[0], a[1], k["p"], k["margin"], k["weight"], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **kwargs)
+
+
+@spec("multilabel_margin_loss", examples=15)
+@st.composite
+def _multilabel_margin(draw, name):
+    c = draw(st.integers(1, 4))
+    shape = draw(st.sampled_from([(2, c), (c,), (0, c), (1, c), (2, 1, c)]))
+    rng, dt = rng_of(draw), float_dtype(draw)
+    x = values(rng, mutate(draw, shape, (-1,)), dt)
+    t = rng.integers(-1, c, size=mutate(draw, shape))
+    if t.size and draw(st.integers(0, 6)) == 0:
+        t.flat[0] = draw(st.sampled_from([-2, c]))
+
+    def grad(out, g, a, k):
+        return F.multilabel_margin_loss_backward(g, a[0], a[1], reduction=_red(k))
+    return FCase(X(x), T(t), grad=grad, **loss_reduction(draw))
+
+
+@spec("ctc_loss", examples=20)
+@st.composite
+def _ctc(draw, name):
+    c, t_len, n = draw(st.integers(2, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 2))
+    blank = draw(st.sampled_from([0, c - 1]))
+    batched = draw(st.integers(0, 3)) > 0
+    rng, dt = rng_of(draw), float_dtype(draw)
+    logits = rng.standard_normal((t_len, n, c) if batched else (t_len, c))
+    log_probs = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype(dt)
+    wrong = mutate(draw, log_probs.shape, (-1,))
+    log_probs = log_probs if wrong == log_probs.shape else values(rng, wrong, dt)
+    labels = [lab for lab in range(c) if lab != blank]
+    s_max = draw(st.integers(0, 3))
+    target_lengths = rng.integers(0, s_max + 1, size=n if batched else ())
+    input_lengths = np.full(n if batched else (), t_len) - (rng.integers(0, 2, size=n if batched else ()) * (t_len > 1))
+    form = draw(st.sampled_from(["padded", "concatenated"])) if batched else "padded"
+    if form == "padded":
+        targets = rng.choice(labels, size=((n, s_max) if batched else (s_max,)))
+    else:
+        targets = rng.choice(labels, size=int(np.sum(target_lengths)))
+    if draw(st.integers(0, 6)) == 0 and targets.size:
+        targets.flat[0] = c  # a label out of range
+    lengths = draw(st.sampled_from(["array", "tuple"]))
+    il, tl = (Idx(input_lengths), Idx(target_lengths)) if lengths == "array" or not batched else (
+        C(tuple(int(v) for v in input_lengths)), C(tuple(int(v) for v in target_lengths)))
+    kwargs = dict(blank=blank, reduction=reduction(draw), zero_infinity=draw(st.booleans()))
+
+    def grad(out, g, a, k):
+        return F.ctc_loss_backward(g, *a, **k)
+    return FCase(X(log_probs), Idx(targets), il, tl, grad=grad, **kwargs)
+
+
+
+# --------------------------------------------------------------------------------- normalization
+def _nc_input(draw, min_rank=2, max_rank=5):
+    """(x, C): input (N, C, *) mostly, sometimes unbatched, empty or of a wrong rank."""
+    c = draw(st.integers(1, 3))
+    rank = draw(st.integers(min_rank, max_rank))
+    shape = [draw(st.integers(1, 3)) for _ in range(rank)]
+    if rank >= 2:
+        shape[1] = c
+    shape = mutate(draw, shape, (1,))
+    dt = float_dtype(draw) if draw(st.integers(0, 5)) else data_dtype(draw)
+    return values(rng_of(draw), shape, dt), c
+
+
+def _affine(draw, c, dtype, n=2):
+    """``n`` optional per-channel arrays (weight, bias): None, (C,), or a wrong length."""
+    rng = rng_of(draw)
+    dtype = dtype if dtype.kind == "f" else F32
+    out = []
+    for _ in range(n):
+        if draw(st.booleans()):
+            out.append(None)
+        else:
+            out.append(np.asarray(rng.standard_normal(draw(st.sampled_from([(c,), (c,), (c,), (c + 1,)]))),
+                                  dtype=dtype))
+    return out
+
+
+def _running(draw, c, dtype):
+    rng = rng_of(draw)
+    dtype = dtype if dtype.kind == "f" else F32
+    length = draw(st.sampled_from([c, c, c, c + 1]))
+    return (np.asarray(rng.random(length) - 0.5, dtype=dtype), np.asarray(rng.random(length) + 0.5, dtype=dtype))
+
+
+def _opt_x(v):
+    """An optional differentiable array (None passes as a constant)."""
+    return C(None) if v is None else X(v)
+
+
+def _grads_of(grads, present):
+    """Keep the gradients of the arrays that were given (an adapter returns one per 'x' Arg)."""
+    return tuple(g for g, p in zip(grads, present) if p)
+
+
+@spec("batch_norm", examples=20)
+@st.composite
+def _batch_norm(draw, name):
+    x, c = _nc_input(draw)
+    w, b = _affine(draw, c, x.dtype)
+    stats = draw(st.sampled_from(["both", "both", "none", "mean only"]))
+    rm, rv = _running(draw, c, x.dtype) if stats != "none" else (None, None)
+    if stats == "mean only":
+        rv = None
+    training = draw(st.booleans()) if stats != "none" else True
+    kwargs = dict(weight=_opt_x(w), bias=_opt_x(b), training=training,
+                  momentum=draw(st.sampled_from([0.1, 0.0, 1.0, 0.5])), eps=draw(st.sampled_from([1e-5, 0.1, 0.0])))
+
+    def grad(out, g, a, k):
+        _, mean, invstd = F.batch_norm(*a, **k, return_saved=True)
+        dx, dw, db = F.batch_norm_backward(g, a[0], mean, invstd, k["weight"], k["bias"], k["training"])
+        return _grads_of((dx, dw, db), (True, w is not None, b is not None))
+    return FCase(X(x), T(rm), T(rv), grad=grad, **kwargs)
+
+
+@spec("instance_norm", examples=20)
+@st.composite
+def _instance_norm(draw, name):
+    x, c = _nc_input(draw)
+    w, b = _affine(draw, c, x.dtype)
+    rm, rv = _running(draw, c, x.dtype) if draw(st.booleans()) else (None, None)
+    use_input_stats = draw(st.booleans()) if rm is not None else True
+    kwargs = dict(running_mean=T(rm), running_var=T(rv), weight=_opt_x(w), bias=_opt_x(b),
+                  use_input_stats=use_input_stats, momentum=draw(st.sampled_from([0.1, 0.0, 1.0])),
+                  eps=draw(st.sampled_from([1e-5, 0.1])))
+
+    def grad(out, g, a, k):
+        _, mean, invstd = F.instance_norm(*a, **k, return_saved=True)
+        dx, dw, db = F.instance_norm_backward(g, a[0], mean, invstd, k["weight"], k["bias"], k["use_input_stats"])
+        return _grads_of((dx, dw, db), (True, w is not None, b is not None))
+    return FCase(X(x), grad=grad, **kwargs)
+
+
+@spec("group_norm", examples=20)
+@st.composite
+def _group_norm(draw, name):
+    x, c = _nc_input(draw)
+    c = x.shape[1] if x.ndim >= 2 else c
+    groups = draw(st.sampled_from([g for g in range(1, c + 1) if c % g == 0] + [c + 1, 2]))
+    w, b = _affine(draw, c, x.dtype)
+    kwargs = dict(weight=_opt_x(w), bias=_opt_x(b), eps=draw(st.sampled_from([1e-5, 0.1])))
+
+    def grad(out, g, a, k):
+        _, mean, invstd = F.group_norm(*a, **k, return_saved=True)
+        dx, dw, db = F.group_norm_backward(g, a[0], mean, invstd, k["weight"], k["bias"])
+        return _grads_of((dx, dw, db), (True, w is not None, b is not None))
+    return FCase(X(x), groups, grad=grad, **kwargs)
+
+
+def _normalized_shape(draw, x):
+    k = draw(st.integers(0, min(x.ndim, 2)))
+    shape = x.shape[x.ndim - k:]
+    kind = draw(st.sampled_from(["tuple", "tuple", "list", "int", "wrong"]))
+    if kind == "int" and len(shape) == 1:
+        return shape[0]
+    if kind == "wrong":
+        return tuple(mutate(draw, shape))
+    return list(shape) if kind == "list" else tuple(shape)
+
+
+@spec("layer_norm", "rms_norm", examples=20)
+@st.composite
+def _layer_norm(draw, name):
+    rng = rng_of(draw)
+    x = any_input(draw, [F32, F64, F32, F64, np.dtype(np.int64)])
+    ns = _normalized_shape(draw, x)
+    ns_t = (ns,) if isinstance(ns, int) else tuple(ns)
+    dt = x.dtype if x.dtype.kind == "f" else F32
+    w = None if draw(st.booleans()) else np.asarray(rng.standard_normal(mutate(draw, ns_t)), dtype=dt)
+    if name == "layer_norm":
+        b = None if draw(st.booleans()) else np.asarray(rng.standard_normal(ns_t), dtype=dt)
+        kwargs = dict(weight=_opt_x(w), bias=_opt_x(b), eps=draw(st.sampled_from([1e-5, 0.1, 0.0])))
+
+        def grad(out, g, a, k):
+            _, mean, invstd = F.layer_norm(*a, **k, return_saved=True)
+            dx, dw, db = F.layer_norm_backward(g, a[0], mean, invstd, k["weight"], k["bias"])
+            return _grads_of((dx, dw, db), (True, w is not None, b is not None))
+    else:
+        kwargs = dict(weight=_opt_x(w), eps=draw(st.sampled_from([None, 1e-5, 0.1])))
+
+        def grad(out, g, a, k):
+            _, rinv = F.rms_norm(*a, **k, return_saved=True)
+            dx, dw = F.rms_norm_backward(g, a[0], rinv, k["weight"])
+            return _grads_of((dx, dw), (True, w is not None))
+    return FCase(X(x), ns, grad=grad, **kwargs)
+
+
+@spec("local_response_norm", examples=15)
+@st.composite
+def _local_response_norm(draw, name):
+    x, c = _nc_input(draw, 2, 5)
+    kwargs = dict(alpha=draw(st.sampled_from([1e-4, 0.5, 1.0])), beta=draw(st.sampled_from([0.75, 0.5, 1.0])),
+                  k=draw(st.sampled_from([1.0, 2.0, 0.5])))
+    size = draw(st.sampled_from([1, 2, 3, 5]))
+
+    def grad(out, g, a, k):
+        _, base = F.local_response_norm(*a, **k, return_saved=True)
+        return F.local_response_norm_backward(g, a[0], base, a[1], k["alpha"], k["beta"])
+    return FCase(X(x), size, grad=grad, **kwargs)
+
+
+@spec("normalize", examples=15)
+@st.composite
+def _normalize(draw, name):
+    x = any_input(draw, [F32, F64, F32, F64, np.dtype(np.int64)])
+    if x.size and draw(st.integers(0, 5)) == 0:
+        x[...] = 0  # the eps clamp
+    dim = draw(st.integers(-x.ndim - 1, x.ndim)) if draw(st.integers(0, 3)) else 1
+    kwargs = dict(p=draw(st.sampled_from([2.0, 1, 3.0, 0.5, math.inf, 0])), dim=dim,
+                  eps=draw(st.sampled_from([1e-12, 0.5])))
+
+    def grad(out, g, a, k):
+        return F.normalize_backward(g, a[0], k["p"], k["dim"], k["eps"])
+    return FCase(X(x), grad=grad, **kwargs)
+
+
+# --------------------------------------------------------------------------------- dropout
+_SELU_ALPHA_SCALE = 1.7580993408473766
+
+
+def _dropout_values(x, p, alpha):
+    """(value if kept, value if dropped) per element, by torch's formulas."""
+    if not alpha:
+        return x / (1 - p), np.zeros_like(x)
+    a = 1.0 / math.sqrt((_SELU_ALPHA_SCALE ** 2 * p + 1) * (1 - p))
+    return a * (x + p * _SELU_ALPHA_SCALE), np.full_like(x, -a * _SELU_ALPHA_SCALE * (1 - p))
+
+
+def _dropout_check(name, p, alpha):
+    """Random dropout: torchlite's output is x * mask (+ alpha dropout's shift) for its mask, and every
+    element of both libraries' outputs is either the kept or the dropped value of torch's formula."""
+    def check(out, th_out, args, kwargs):
+        out, mask = out
+        x = np.asarray(args[0])
+        x = x if x.dtype.kind == "f" else x.astype(torchlite.get_default_dtype())
+        th = th_out.detach().numpy()
+        assert out.dtype == th.dtype and out.shape == th.shape, f"{name}: {out.dtype}{out.shape} vs {th.dtype}{th.shape}"
+        kept, dropped = _dropout_values(x.astype(np.float64), p, alpha)
+        rtol = 1e-5 if x.dtype == F32 else 1e-7
+        for what, y in (("torchlite", out), ("torch", th)):
+            ok = np.isclose(y, kept, rtol=rtol, atol=rtol) | np.isclose(y, dropped, rtol=rtol, atol=rtol)
+            assert ok.all(), f"{name}: {what}'s output has values that are neither kept nor dropped"
+        keep = np.broadcast_to(np.asarray(mask) != 0, x.shape)
+        np.testing.assert_allclose(out, np.where(keep, kept, dropped), rtol=rtol, atol=rtol)
+        g = np.random.default_rng(1).standard_normal(x.shape).astype(x.dtype)
+        np.testing.assert_allclose(F.dropout_backward(g, mask), g * np.asarray(mask), rtol=rtol)
+    return check
+
+
+@spec("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", examples=15)
+@st.composite
+def _dropout(draw, name):
+    x = any_input(draw, [F32, F64, F32, F64, np.dtype(np.int64)], max_rank=5)
+    p = draw(st.sampled_from([0.0, 0.5, 0.2, 1.0, 1.5, -0.1]))
+    training = draw(st.booleans())
+    inplace = draw(st.booleans())
+    random = training and 0 < p < 1 and x.size > 0
+    if not random:
+        return FCase(X(x), p, training, inplace, grad=lambda out, g, a, k: g)
+    alpha = "alpha" in name
+    tl = lambda *a: getattr(F, name)(*a, return_mask=True)  # noqa: E731
+    return FCase(X(x), p, training, False, tl=tl, check=_dropout_check(name, p, alpha))
+
+
+# --------------------------------------------------------------------------------- padding, embedding
+@spec("pad", examples=30)
+@st.composite
+def _pad(draw, name):
+    x = any_input(draw, max_rank=5)
+    mode = draw(st.sampled_from(["constant", "constant", "reflect", "replicate", "circular", "zeros"]))
+    n = draw(st.integers(0, min(3, max(x.ndim, 1))))
+    pad = tuple(draw(st.integers(-2, 3)) for _ in range(2 * n + (draw(st.integers(0, 8)) == 0)))
+    kwargs = dict(mode=mode)
+    if mode == "constant" or draw(st.integers(0, 5)) == 0:
+        kwargs["value"] = draw(st.sampled_from([None, 0.0, 1.5, -2, 1]))
+
+    def grad(out, g, a, k):
+        return F.pad_backward(g, np.shape(a[0]), a[1], k["mode"])
+    return FCase(X(x), pad, grad=grad, casts=False, **kwargs)
+
+
+def _indices(draw, rng, num, shape):
+    idx = rng.integers(0, max(num, 1), size=shape)
+    kind = draw(st.sampled_from(["int64"] * 5 + ["int32", "out of range", "negative", "float"]))
+    if kind == "int32":
+        idx = idx.astype(np.int32)
+    elif kind in ("out of range", "negative") and idx.size:
+        idx.flat[0] = num if kind == "out of range" else -1
+    elif kind == "float":
+        idx = idx.astype(np.float32)
+    return idx
+
+
+@spec("embedding", examples=20)
+@st.composite
+def _embedding(draw, name):
+    rng = rng_of(draw)
+    num, dim = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    w = np.asarray(rng.standard_normal(mutate(draw, (num, dim))), dtype=float_dtype(draw))
+    idx = _indices(draw, rng, num, any_shape(draw, 3))
+    kwargs = dict(padding_idx=draw(st.sampled_from([None, 0, -1, num - 1, num])),
+                  max_norm=draw(st.sampled_from([None, None, 1.0, 0.5])), norm_type=draw(st.sampled_from([2.0, 1.0])),
+                  scale_grad_by_freq=draw(st.booleans()))
+
+    def grad(out, g, a, k):
+        pad = k["padding_idx"]
+        pad = pad + num if pad is not None and pad < 0 else pad
+        return F.embedding_backward(g, a[0], a[1].shape[0], pad, k["scale_grad_by_freq"])
+    return FCase(Idx(idx), X(w), grad=grad, **kwargs)
+
+
+@spec("embedding_bag", examples=25)
+@st.composite
+def _embedding_bag(draw, name):
+    rng = rng_of(draw)
+    num, dim = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    dt = float_dtype(draw)
+    w = np.asarray(rng.standard_normal(mutate(draw, (num, dim))), dtype=dt)
+    form = draw(st.sampled_from(["2d", "1d"]))
+    include_last = False
+    if form == "2d":
+        idx = _indices(draw, rng, num, (draw(st.integers(0, 3)), draw(st.integers(0, 3))))
+        offsets = None
+    else:
+        n = draw(st.integers(0, 5))
+        idx = _indices(draw, rng, num, (n,))
+        bags = sorted(rng.integers(0, n + 1, size=draw(st.integers(1, 3))).tolist())
+        bags[0] = 0 if draw(st.integers(0, 6)) else bags[0]
+        include_last = draw(st.booleans())
+        if include_last and draw(st.booleans()):
+            bags.append(n)
+        offsets = np.asarray(bags, dtype=draw(st.sampled_from([np.int64, np.int64, np.int32])))
+    mode = draw(st.sampled_from(["mean", "sum", "max"]))
+    psw = None
+    if draw(st.integers(0, 3)) == 0:
+        psw = np.asarray(rng.standard_normal(mutate(draw, np.shape(idx))), dtype=dt)
+    kwargs = dict(offsets=Idx(offsets), max_norm=draw(st.sampled_from([None, None, 1.0])),
+                  scale_grad_by_freq=draw(st.booleans()), mode=mode, per_sample_weights=_opt_x(psw),
+                  include_last_offset=include_last, padding_idx=draw(st.sampled_from([None, None, 0, -1, num])))
+
+    def grad(out, g, a, k):
+        pad = k["padding_idx"]
+        pad = pad + num if pad is not None and pad < 0 else pad
+        dw, dpsw = F.embedding_bag_backward(g, a[0], a[1], k["offsets"], k["scale_grad_by_freq"], k["mode"],
+                                            k["per_sample_weights"], k["include_last_offset"], pad)
+        return _grads_of((dw, dpsw), (True, psw is not None))
+    return FCase(Idx(idx), X(w), grad=grad, **kwargs)
+
+
+@spec("one_hot", examples=15)
+@st.composite
+def _one_hot(draw, name):
+    rng = rng_of(draw)
+    n = draw(st.integers(1, 4))
+    idx = _indices(draw, rng, n, any_shape(draw, 3))
+    return FCase(Idx(idx), draw(st.sampled_from([-1, n, n + 2, 0, -2])), casts=False)
+
+
+
+# --------------------------------------------------------------------------------- attention, distance
+@spec("scaled_dot_product_attention", examples=25)
+@st.composite
+def _sdpa(draw, name):
+    rng, dt = rng_of(draw), float_dtype(draw)
+    lead = tuple(draw(st.lists(st.integers(1, 2), max_size=2)))
+    L, S, E, Ev = (draw(st.integers(0, 3)) if draw(st.integers(0, 6)) == 0 else draw(st.integers(1, 3))
+                   for _ in range(4))
+    gqa = draw(st.integers(0, 4)) == 0 and len(lead) >= 1
+    heads_kv = lead[-1] if lead else 1
+    q_lead = lead[:-1] + (heads_kv * draw(st.sampled_from([1, 2])),) if gqa else lead
+    q = values(rng, mutate(draw, q_lead + (L, E), (-1,)), dt)
+    k = values(rng, lead + (S, E), dt)
+    v = values(rng, mutate(draw, lead + (S, Ev)), dt)
+    mask_kind = draw(st.sampled_from([None, None, "bool", "float", "bool2d", "causal"]))
+    mask = None
+    if mask_kind in ("bool", "bool2d"):
+        mask = rng.random((L, S) if mask_kind == "bool2d" else q_lead + (L, S)) < 0.7
+    elif mask_kind == "float":
+        mask = np.asarray(rng.standard_normal((L, S)), dtype=dt)
+    kwargs = dict(attn_mask=T(mask), dropout_p=0.0, is_causal=mask_kind == "causal" or draw(st.integers(0, 8)) == 0,
+                  scale=draw(st.sampled_from([None, None, 0.5, 2.0])), enable_gqa=gqa)
+
+    def grad(out, g, a, kw):
+        _, attn, keep = F.scaled_dot_product_attention(*a, **kw, return_weights=True)
+        return F.scaled_dot_product_attention_backward(g, a[0], a[1], a[2], attn, keep, kw["scale"], kw["enable_gqa"])
+    return FCase(X(q), X(k), X(v), grad=grad, **kwargs)
+
+
+@spec("pairwise_distance", "cosine_similarity", examples=20)
+@st.composite
+def _distance(draw, name):
+    rng = rng_of(draw)
+    dt = float_dtype(draw) if draw(st.integers(0, 5)) else data_dtype(draw)
+    shape = any_shape(draw, 3)
+    x1 = values(rng, shape, dt)
+    x2 = values(rng, mutate(draw, shape), dt if draw(st.integers(0, 5)) else float_dtype(draw))
+    if x1.size and draw(st.integers(0, 5)) == 0:
+        x2 = x1.copy()  # zero differences: the eps
+    if name == "pairwise_distance":
+        kwargs = dict(p=draw(st.sampled_from([2.0, 1.0, 3.0, 0.5, 0.0, math.inf, -1.0])),
+                      eps=draw(st.sampled_from([1e-6, 0.0, 0.1])), keepdim=draw(st.booleans()))
+
+        def grad(out, g, a, k):
+            return F.pairwise_distance_backward(g, a[0], a[1], **k)
+    else:
+        kwargs = dict(dim=draw(st.integers(-x1.ndim - 1, x1.ndim)) if draw(st.booleans()) else 1,
+                      eps=draw(st.sampled_from([1e-8, 0.5])))
+
+        def grad(out, g, a, k):
+            return F.cosine_similarity_backward(g, a[0], a[1], **k)
+    return FCase(X(x1), X(x2), grad=grad, **kwargs)
+
+
+@spec("pdist", examples=15)
+@st.composite
+def _pdist(draw, name):
+    rng = rng_of(draw)
+    shape = mutate(draw, (draw(st.integers(0, 4)), draw(st.integers(0, 3))))
+    x = values(rng, shape, float_dtype(draw) if draw(st.integers(0, 5)) else data_dtype(draw))
+    if x.ndim == 2 and x.shape[0] > 1 and draw(st.integers(0, 4)) == 0:
+        x[1] = x[0]  # a zero distance
+    p = draw(st.sampled_from([2, 1, 3.0, 0.5, 0, math.inf, -1]))
+    return FCase(X(x), p, grad=lambda out, g, a, k: F.pdist_backward(g, a[0], a[1]))
+
+
+# --------------------------------------------------------------------------------- reshapes
+@spec("pixel_shuffle", "pixel_unshuffle", examples=15)
+@st.composite
+def _pixel_shuffle(draw, name):
+    r = draw(st.sampled_from([1, 2, 3, 0, -1]))
+    c, h, w = draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    shape = (c * r * r, h, w) if name == "pixel_shuffle" and r > 0 else (c, h * max(r, 1), w * max(r, 1))
+    lead = tuple(draw(st.lists(st.integers(0, 2), max_size=2)))
+    x = values(rng_of(draw), mutate(draw, lead + shape, (-3,)), data_dtype(draw))
+    twin = getattr(F, f"{name}_backward")
+    return FCase(X(x), r, grad=lambda out, g, a, k: twin(g, a[1]), casts=False)
+
+
+@spec("channel_shuffle", "native_channel_shuffle", examples=15)
+@st.composite
+def _channel_shuffle(draw, name):
+    g = draw(st.sampled_from([1, 2, 3, 0, -1]))
+    c = max(g, 1) * draw(st.integers(1, 2))
+    shape = (draw(st.integers(0, 2)), c) + tuple(draw(st.lists(st.integers(1, 2), max_size=2)))
+    x = values(rng_of(draw), mutate(draw, shape, (1,)), data_dtype(draw))
+    return FCase(X(x), g, grad=lambda out, gr, a, k: F.channel_shuffle_backward(gr, a[1]), casts=False)
+
+
+def _int_or_pair(draw, low, high):
+    v = (draw(st.integers(low, high)), draw(st.integers(low, high)))
+    return draw(st.sampled_from([v[0], v, list(v)]))
+
+
+def _pair_of(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+@spec("unfold", "fold", examples=20)
+@st.composite
+def _fold(draw, name):
+    rng = rng_of(draw)
+    k, d, p, s = (_int_or_pair(draw, 1, 3), _int_or_pair(draw, 1, 2), _int_or_pair(draw, 0, 1),
+                  _int_or_pair(draw, 1, 2))
+    if draw(st.integers(0, 8)) == 0:
+        p = -1
+    dt = data_dtype(draw)
+    kwargs = dict(dilation=d, padding=p, stride=s)
+    if name == "unfold":
+        x = values(rng, mutate(draw, (draw(st.integers(0, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 5)),
+                                      draw(st.integers(1, 5)))), dt)
+
+        def grad(out, g, a, kw):
+            return F.unfold_backward(g, np.shape(a[0]), a[1], **kw)
+        return FCase(X(x), k, grad=grad, casts=False, **kwargs)
+    out_size = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    kh, kw_ = _pair_of(k)
+    blocks = 1
+    for o, kk, dd, pp, ss in zip(out_size, (kh, kw_), _pair_of(d), _pair_of(p), _pair_of(s)):
+        blocks *= max((o + 2 * pp - dd * (kk - 1) - 1) // ss + 1, 0)
+    c = draw(st.integers(1, 2))
+    x = values(rng, mutate(draw, (draw(st.integers(0, 2)), c * kh * kw_, blocks)), dt)
+    size = draw(st.sampled_from([out_size, list(out_size), out_size[0]]))
+
+    def grad(out, g, a, kw):
+        return F.fold_backward(g, a[2], **kw)
+    return FCase(X(x), size, k, grad=grad, casts=False, **kwargs)
+
+
+# --------------------------------------------------------------------------------- vision
+@spec("affine_grid", examples=20)
+@st.composite
+def _affine_grid(draw, name):
+    rng = rng_of(draw)
+    d = draw(st.sampled_from([2, 3]))
+    n = draw(st.integers(0, 2)) if draw(st.integers(0, 5)) == 0 else draw(st.integers(1, 2))
+    theta = values(rng, mutate(draw, (n, d, d + 1)), float_dtype(draw) if draw(st.integers(0, 8)) else data_dtype(draw))
+    size = [n, draw(st.integers(1, 3))] + [draw(st.integers(1, 4)) for _ in range(d)]
+    size = draw(st.sampled_from([size, tuple(size), mutate(draw, tuple(size))]))
+    align = draw(st.sampled_from([None, True, False]))
+    return FCase(X(theta), size, align, grad=lambda out, g, a, k: F.affine_grid_backward(g, a[1], a[2]))
+
+
+@spec("grid_sample", examples=30)
+@st.composite
+def _grid_sample(draw, name):
+    rng = rng_of(draw)
+    d = draw(st.sampled_from([2, 2, 3]))
+    dt = float_dtype(draw)
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    x = values(rng, mutate(draw, (n, c) + tuple(draw(st.integers(1, 4)) for _ in range(d))), dt)
+    grid_sp = tuple(draw(st.integers(1, 3)) for _ in range(d))
+    grid = np.asarray(rng.uniform(-1.3, 1.3, mutate(draw, (n,) + grid_sp + (d,))), dtype=dt)
+    mode = draw(st.sampled_from(["bilinear", "nearest", "bicubic", "linear"]))
+    kwargs = dict(mode=mode, padding_mode=draw(st.sampled_from(["zeros", "border", "reflection", "circular"])),
+                  align_corners=draw(st.sampled_from([None, True, False])))
+
+    def grad(out, g, a, k):
+        return F.grid_sample_backward(g, a[0], a[1], **k)
+    return FCase(X(x), X(grid), grad=grad, **kwargs)
+
+
+# --------------------------------------------------------------------------------- resizing
+@spec("interpolate", "upsample", "upsample_nearest", "upsample_bilinear", examples=30)
+@st.composite
+def _interpolate(draw, name):
+    rng = rng_of(draw)
+    d = draw(st.sampled_from([1, 2, 2, 3])) if name != "upsample_bilinear" else 2
+    shape = mutate(draw, (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + tuple(draw(st.integers(1, 4))
+                                                                                     for _ in range(d)))
+    x = values(rng, shape, float_dtype(draw) if draw(st.integers(0, 6)) else data_dtype(draw))
+    modes = {1: ["nearest", "nearest-exact", "linear", "area"], 2: ["nearest", "nearest-exact", "bilinear", "bicubic",
+                                                                   "area"],
+             3: ["nearest", "nearest-exact", "trilinear", "area"]}[d] + ["linear", "bogus"]
+    kwargs = {}
+    if draw(st.booleans()):
+        size = tuple(draw(st.integers(1, 6)) for _ in range(d))
+        kwargs["size"] = draw(st.sampled_from([size, list(size), size[0]]))
+    else:
+        sf = tuple(draw(st.sampled_from([0.5, 1.0, 1.5, 2, 2.7, 3])) for _ in range(d))
+        kwargs["scale_factor"] = draw(st.sampled_from([sf, sf[0]]))
+    if name in ("interpolate", "upsample"):
+        mode = draw(st.sampled_from(modes))
+        kwargs["mode"] = mode
+        if mode in ("linear", "bilinear", "bicubic", "trilinear") or draw(st.integers(0, 6)) == 0:
+            kwargs["align_corners"] = draw(st.sampled_from([None, True, False]))
+    if name == "interpolate":
+        if "scale_factor" in kwargs and draw(st.booleans()):
+            kwargs["recompute_scale_factor"] = draw(st.sampled_from([None, True, False]))
+        if kwargs["mode"] in ("bilinear", "bicubic") and draw(st.booleans()):
+            kwargs["antialias"] = draw(st.booleans())
+
+    def grad(out, g, a, k):
+        _, ctx = getattr(F, name)(*a, **k, return_context=True)
+        return F.interpolate_backward(g, ctx)
+    return FCase(X(x), grad=grad, **kwargs)
+
+
+@spec("fractional_max_pool2d", "fractional_max_pool2d_with_indices", "fractional_max_pool3d",
+      "fractional_max_pool3d_with_indices", examples=15)
+@st.composite
+def _fractional_max_pool(draw, name):
+    rng = rng_of(draw)
+    d = 3 if "3d" in name else 2
+    batched = draw(st.integers(0, 3)) > 0
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    spatial = tuple(draw(st.integers(2, 5)) for _ in range(d))
+    x = values(rng, mutate(draw, ((n, c) if batched else (c,)) + spatial), float_dtype(draw))
+    k = draw(st.sampled_from([2, 1, (2,) * d, 3]))
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["output_size"] = draw(st.sampled_from([1, 2, (2,) * d, (1,) * d]))
+    else:
+        kwargs["output_ratio"] = draw(st.sampled_from([0.5, 0.75, (0.5,) * d, 1.0]))
+    if draw(st.integers(0, 6)) == 0:
+        kwargs["output_size"] = 2  # both given
+    ret = draw(st.booleans())
+    samples = np.asarray(rng.random((n if batched else 1, c, d)), dtype=x.dtype)
+    kwargs.update(return_indices=ret, _random_samples=T(samples))
+    twin = getattr(F, f"fractional_max_pool{d}d_backward")
+
+    def grad(out, g, a, kw):
+        out, idx = getattr(F, f"fractional_max_pool{d}d_with_indices")(*a, **dict(kw, return_indices=True))
+        return twin(g[0] if isinstance(g, tuple) else g, idx, np.shape(a[0]))
+    return FCase(X(x), k, grad=grad, **kwargs)
 
 
 # ================================================================================= tests
