@@ -1,10 +1,8 @@
 """MultiheadAttention, as ``torch.nn.MultiheadAttention``: same parameters, masks and outputs."""
-import math
-
 import numpy as np
 
 from .._dtype import get_default_dtype
-from .functional.attention import attention, attention_backward
+from .functional.attention import _multi_head_attention, _multi_head_attention_backward, _thirds
 from . import init
 from .linear import Linear
 from .module import Module, _check_device
@@ -105,9 +103,8 @@ class MultiheadAttention(Module):
         if self.bias_v is not None:
             init.xavier_normal_(self.bias_v)
 
-    # ----------------------------------------------------------------- checks
     def _describe(self):
-        """One line naming this module in error messages (its repr spans several lines)."""
+        """One line naming this module in error messages (its repr spans several)."""
         parts = [f"embed_dim={self.embed_dim}", f"num_heads={self.num_heads}"]
         if self.kdim != self.embed_dim:
             parts.append(f"kdim={self.kdim}")
@@ -117,216 +114,35 @@ class MultiheadAttention(Module):
             parts.append("batch_first=True")
         return f"MultiheadAttention({', '.join(parts)})"
 
-    def _fail(self, what, got, cls=ValueError):
-        return cls(f"{self._describe()}: expected {what}, got {got}")
-
-    def _cast(self, x, name, dtype):
-        arr = np.asarray(x)
-        if arr.dtype.kind not in "fiub":
-            raise self._fail(f"a floating-point {name}", f"dtype {arr.dtype}", TypeError)
-        return arr.astype(dtype, copy=False)
-
-    def _layout(self, seq, feat):
-        batched = f"({seq}, N, {feat})" if not self.batch_first else f"(N, {seq}, {feat})"
-        return f"{batched} or unbatched ({seq}, {feat})"
-
-    def _check_inputs(self, q, k, v):
-        if q.ndim not in (2, 3) or q.shape[-1] != self.embed_dim:
-            raise self._fail(f"query {self._layout('L', self.embed_dim)}", f"shape {q.shape}")
-        if k.ndim != q.ndim or k.shape[-1] != self.kdim:
-            raise self._fail(f"key {self._layout('S', self.kdim)} ({q.ndim}-D like the query)", f"shape {k.shape}")
-        if v.ndim != q.ndim or v.shape[-1] != self.vdim:
-            raise self._fail(f"value {self._layout('S', self.vdim)} ({q.ndim}-D like the query)", f"shape {v.shape}")
-        if k.shape[:-1] != v.shape[:-1]:
-            raise self._fail("key and value with the same sequence length and batch size",
-                             f"key shape {k.shape} and value shape {v.shape}")
-        batch_axis = 0 if self.batch_first else 1
-        if q.ndim == 3 and q.shape[batch_axis] != k.shape[batch_axis]:
-            raise self._fail("query and key with the same batch size", f"query shape {q.shape} and key shape {k.shape}")
-
-    def _mask(self, mask, name, expected, dtype, invert_bool=True):
-        """A bool or float mask as an additive float mask (bool True -> -inf), shape-checked."""
-        if mask is None:
-            return None
-        m = np.asarray(mask)
-        if m.dtype != bool and m.dtype.kind != "f":
-            raise self._fail(f"{name} of dtype bool or floating", f"dtype {m.dtype}", TypeError)
-        if m.shape not in expected:
-            shapes = " or ".join(str(s) for s in expected)
-            raise self._fail(f"{name} of shape {shapes}", f"shape {m.shape}")
-        if m.dtype == bool:
-            return np.where(m, dtype.type(-np.inf), dtype.type(0))
-        return m.astype(dtype, copy=False)
-
-    # ----------------------------------------------------------------- projections
-    def _in_proj_parts(self):
-        """(weight, bias) for q, k and v; views into the packed parameters when packed."""
-        E = self.embed_dim
-        b = self.in_proj_bias.data if self.in_proj_bias is not None else None
-        bs = [None] * 3 if b is None else [b[:E], b[E:2 * E], b[2 * E:]]
+    def _in_proj_weights(self):
+        """(packed in_proj_weight or None, (q, k, v) weights: its row blocks or the separate ones)."""
         if self._qkv_same_embed_dim:
-            w = self.in_proj_weight.data
-            ws = [w[:E], w[E:2 * E], w[2 * E:]]
-        else:
-            ws = [self.q_proj_weight.data, self.k_proj_weight.data, self.v_proj_weight.data]
-        return ws, bs
+            packed = self.in_proj_weight.data
+            return packed, _thirds(packed)
+        return None, (self.q_proj_weight.data, self.k_proj_weight.data, self.v_proj_weight.data)
 
-    def _project(self, q, k, v, self_attention):
-        """q, k, v (N, *, in) -> projected (N, *, E); one GEMM for packed self-attention."""
-        # 2-D GEMMs: numpy's stacked (3-D @ 2-D) matmul is many times slower than one BLAS call
-        if self_attention and self._qkv_same_embed_dim:
-            qkv = _rows(q) @ self.in_proj_weight.data.T
-            if self.in_proj_bias is not None:
-                qkv += self.in_proj_bias.data
-            return [part.reshape(q.shape[:-1] + (self.embed_dim,)) for part in np.split(qkv, 3, axis=-1)]
-        ws, bs = self._in_proj_parts()
-        out = []
-        for x, w, b in zip((q, k, v), ws, bs):
-            y = _rows(x) @ w.T
-            if b is not None:
-                y += b
-            out.append(y.reshape(x.shape[:-1] + (self.embed_dim,)))
-        return out
-
-    def _project_backward(self, grads, inputs):
-        """Accumulate the in-projection parameter grads; return d inputs."""
-        ws, _ = self._in_proj_parts()
-        grads = [_rows(g) for g in grads]
-        if self._qkv_same_embed_dim and inputs[0] is inputs[1] is inputs[2]:
-            dqkv = np.concatenate(grads, axis=1)
-            self.in_proj_weight.accumulate_grad(dqkv.T @ _rows(inputs[0]))
-            dbias = dqkv.sum(axis=0)
-        else:
-            dws = [g.T @ _rows(x) for g, x in zip(grads, inputs)]
-            if self._qkv_same_embed_dim:
-                self.in_proj_weight.accumulate_grad(np.concatenate(dws, axis=0))
-            else:
-                for p, dw in zip((self.q_proj_weight, self.k_proj_weight, self.v_proj_weight), dws):
-                    p.accumulate_grad(dw)
-            dbias = np.concatenate([g.sum(axis=0) for g in grads])
-        if self.in_proj_bias is not None:
-            self.in_proj_bias.accumulate_grad(dbias)
-        return [(g @ w).reshape(x.shape) for g, w, x in zip(grads, ws, inputs)]
-
-    def _split_heads(self, x):
-        N, T, _ = x.shape
-        return x.reshape(N, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
-
-    def _merge_heads(self, x):
-        N, H, T, D = x.shape
-        return x.transpose(0, 2, 1, 3).reshape(N, T, H * D)
-
-    # ----------------------------------------------------------------- forward and backward
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
         """Returns (attn_output, attn_weights or None); see the class docstring for shapes."""
-        dtype = self.out_proj.weight.dtype
-        self_attention = key is query and value is query
-        q = self._cast(query, "query", dtype)
-        k = q if key is query else self._cast(key, "key", dtype)
-        v = k if value is key else self._cast(value, "value", dtype)
-        self._check_inputs(q, k, v)
-        batched = q.ndim == 3
-        if not batched:
-            q, k, v = q[None], k[None], v[None]
-        elif not self.batch_first:
-            q, k, v = (x.transpose(1, 0, 2) for x in (q, k, v))
-        N, L, _ = q.shape
-        S, H = k.shape[1], self.num_heads
-
-        kpm = self._mask(key_padding_mask, "key_padding_mask", [(N, S)] if batched else [(S,)], dtype)
-        if is_causal and attn_mask is None:
-            raise ValueError(f"{self._describe()}: Need attn_mask if specifying the is_causal hint. You may use the "
-                             "Transformer module method `generate_square_subsequent_mask` to create this mask.")
-        # torch trusts the is_causal hint (and drops attn_mask) only on its fused no-weights path
-        causal = is_causal and kpm is None and not need_weights
-        mask = None if causal else self._mask(attn_mask, "attn_mask", [(L, S), (N * H, L, S)], dtype)
-
-        qp, kp, vp = self._project(q, k, v, self_attention)
-        if self.bias_k is not None:
-            kp = np.concatenate([kp, np.broadcast_to(self.bias_k.data, (N, 1, self.embed_dim))], axis=1)
-            vp = np.concatenate([vp, np.broadcast_to(self.bias_v.data, (N, 1, self.embed_dim))], axis=1)
-            mask, kpm = _pad_last(mask), _pad_last(kpm)
-        qh, kh, vh = self._split_heads(qp), self._split_heads(kp), self._split_heads(vp)
-        if self.add_zero_attn:
-            kh, vh = _pad_seq(kh), _pad_seq(vh)
-            mask, kpm = _pad_last(mask), _pad_last(kpm)
-
-        Lk = kh.shape[2]
-        if causal:
-            bias = np.where(np.tri(L, Lk, dtype=bool), dtype.type(0), dtype.type(-np.inf))
-        else:
-            # a 2-D (L, S) mask broadcasts; a 3-D one is laid out (N * H, L, S)
-            bias = mask.reshape(N, H, L, Lk) if mask is not None and mask.ndim == 3 else mask
-            if kpm is not None:
-                kb = kpm.reshape(N, 1, 1, Lk)
-                bias = kb if bias is None else bias + kb
-        p = self.dropout if self.training else 0.0
-        scale = 1.0 / math.sqrt(self.head_dim)
-        out, attn, keep = attention(qh, kh, vh, bias, scale, p, "nan" if need_weights else "zero")
-        y = self.out_proj(self._merge_heads(out))
-        self.save_for_backward(q, k, v, qh, kh, vh, attn, keep, batched, need_weights, average_attn_weights)
-
-        if not batched:
-            y = y[0]
-        elif not self.batch_first:
-            y = y.transpose(1, 0, 2)
-        if not need_weights:
-            return y, None
-        weights = attn if keep is None else attn * keep
-        if average_attn_weights:
-            weights = weights.mean(axis=1)
-        return y, (weights if batched else weights[0])
+        packed, proj_weights = self._in_proj_weights()
+        data = lambda p: None if p is None else p.data  # noqa: E731
+        y, weights, saved = _multi_head_attention(
+            self._describe(), query, key, value, self.num_heads, packed, proj_weights, data(self.in_proj_bias),
+            data(self.bias_k), data(self.bias_v), self.add_zero_attn, self.dropout if self.training else 0.0,
+            self.out_proj.weight.data, data(self.out_proj.bias), key_padding_mask, need_weights, attn_mask,
+            average_attn_weights, is_causal, batch_first=self.batch_first)
+        self.save_for_backward(saved)
+        return y, weights
 
     def backward(self, grad_output, grad_weights=None):
         """(dquery, dkey, dvalue) in the inputs' layout; ``grad_weights`` is d of the returned weights."""
-        q, k, v, qh, kh, vh, attn, keep, batched, need_weights, average = self.pop_saved()
-        dtype = q.dtype
-        g = np.asarray(grad_output, dtype=dtype)
-        if not batched:
-            g = g[None]
-        elif not self.batch_first:
-            g = g.transpose(1, 0, 2)
-        dout = self._split_heads(self.out_proj.backward(g))
-
-        gw = None
-        if grad_weights is not None and not need_weights:
-            raise ValueError(f"{self._describe()}: got grad_weights, but forward ran with need_weights=False "
-                             "and returned no weights")
-        if grad_weights is not None:
-            gw = np.asarray(grad_weights, dtype=dtype)
-            if not batched:
-                gw = gw[None]
-            if average:
-                gw = np.broadcast_to(gw[:, None] / dtype.type(self.num_heads), attn.shape)
-        dqh, dkh, dvh = attention_backward(dout, qh, kh, vh, attn, keep, 1.0 / math.sqrt(self.head_dim), gw)
-        if self.add_zero_attn:
-            dkh, dvh = dkh[:, :, :-1], dvh[:, :, :-1]
-        dqp, dkp, dvp = self._merge_heads(dqh), self._merge_heads(dkh), self._merge_heads(dvh)
-        if self.bias_k is not None:
-            self.bias_k.accumulate_grad(dkp[:, -1:].sum(axis=0, keepdims=True))
-            self.bias_v.accumulate_grad(dvp[:, -1:].sum(axis=0, keepdims=True))
-            dkp, dvp = dkp[:, :-1], dvp[:, :-1]
-        dq, dk, dv = self._project_backward((dqp, dkp, dvp), (q, k, v))
-        if not batched:
-            return dq[0], dk[0], dv[0]
-        if not self.batch_first:
-            return tuple(d.transpose(1, 0, 2) for d in (dq, dk, dv))
-        return dq, dk, dv
-
-
-def _rows(x):
-    """(..., F) as a 2-D (rows, F) array for one GEMM."""
-    return x.reshape(-1, x.shape[-1])
-
-
-def _pad_last(mask):
-    """Append one allowed (0) column: the key added by add_bias_kv or add_zero_attn."""
-    if mask is None:
-        return None
-    return np.concatenate([mask, np.zeros(mask.shape[:-1] + (1,), dtype=mask.dtype)], axis=-1)
-
-
-def _pad_seq(x):
-    """Append a zero key/value row to (N, H, S, D)."""
-    return np.concatenate([x, np.zeros(x.shape[:2] + (1, x.shape[3]), dtype=x.dtype)], axis=2)
+        (saved,) = self.pop_saved()
+        g = _multi_head_attention_backward(grad_output, grad_weights, saved, self._describe())
+        for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k",
+                     "bias_v"):
+            if getattr(g, name) is not None:
+                getattr(self, name).accumulate_grad(getattr(g, name), fresh=True)
+        self.out_proj.weight.accumulate_grad(g.out_proj_weight, fresh=True)
+        if g.out_proj_bias is not None:
+            self.out_proj.bias.accumulate_grad(g.out_proj_bias, fresh=True)
+        return g.query, g.key, g.value
