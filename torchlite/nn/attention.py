@@ -43,6 +43,8 @@ class MultiheadAttention(Module):
         ``backward(grad_output, grad_weights=None)`` returns (dquery, dkey, dvalue). In
         self-attention, where one array x is passed as query, key and value, dLoss/dx is
         the sum of the three.
+    The math is ``functional.multi_head_attention_forward`` and ``multi_head_attention_backward``,
+    run on these parameters as torch's module runs its functional (out_proj through F.linear).
     """
 
     def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, add_bias_kv=False, add_zero_attn=False,
