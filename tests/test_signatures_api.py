@@ -110,8 +110,6 @@ FUNCTIONAL_NOT_PROVIDED = {
     "grouped_mm": "CUDA grouped GEMM for mixture-of-experts kernels",
     "scaled_mm": "float8 scaled GEMM (CUDA)",
     "scaled_grouped_mm": "float8 scaled grouped GEMM (CUDA)",
-    "linear_cross_entropy": "new in torch 2.13 with chunking options; not yet written (F.linear + F.cross_entropy)",
-    "multi_head_attention_forward": "MultiheadAttention's math lives in its module methods, not yet split out",
 }
 
 # torch.nn.functional's own plumbing, not part of the math it offers
