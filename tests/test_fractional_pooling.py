@@ -279,11 +279,11 @@ def test_random_samples_errors():
 
 def test_functional_errors():
     x = np.zeros((1, 2, 8, 8))
-    with pytest.raises(ValueError, match="^fractional_max_pool2d: expected exactly one of output_size and "
-                                         "output_ratio, got neither"):
+    with pytest.raises(ValueError, match="^fractional_max_pool2d: fractional_max_pool requires specifying either"):
         F.fractional_max_pool2d(x, 2)
-    with pytest.raises(ValueError, match="got both"):
-        F.fractional_max_pool2d(x, 2, output_size=3, output_ratio=0.5)
+    samples = np.full((1, 2, 2), 0.5)  # both given: output_size wins, as in torch's functional
+    np.testing.assert_array_equal(F.fractional_max_pool2d(x, 2, output_size=3, output_ratio=0.5, _random_samples=samples),
+                                  F.fractional_max_pool2d(x, 2, output_size=3, _random_samples=samples))
     with pytest.raises(ValueError, match="^fractional_max_pool3d: output_ratio must be a number or a tuple of 3"):
         F.fractional_max_pool3d(np.zeros((1, 8, 8, 8)), 2, output_ratio=(0.5, 0.5))
     with pytest.raises(ValueError, match="output_size must be non-negative"):

@@ -45,10 +45,9 @@ def _as_input(input, d, who):
 
 
 def _output_size(size, d, output_size, output_ratio, who):
-    if (output_size is None) == (output_ratio is None):
-        got = "neither" if output_size is None else "both"
-        raise ValueError(f"{who}: expected exactly one of output_size and output_ratio, got {got}")
-    if output_size is not None:
+    if output_size is None and output_ratio is None:
+        raise ValueError(f"{who}: fractional_max_pool requires specifying either an output_size or an output_ratio")
+    if output_size is not None:  # it wins over output_ratio, as in torch's functional (the modules refuse both)
         out = _ntuple(output_size, d, "output_size", who)
         if min(out) < 0:
             raise ValueError(f"{who}: output_size must be non-negative, got {output_size!r}")
