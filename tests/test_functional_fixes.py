@@ -90,3 +90,13 @@ def test_pairwise_distance_refuses_a_norm_without_identity_over_an_empty_dim(p):
     with pytest.raises(ValueError, match="non-empty last dim"):
         F.pairwise_distance(np.zeros((2, 0)), np.zeros((2, 0)), p=p)
     assert F.pairwise_distance(np.zeros((0, 3)), np.zeros((0, 3)), p=p).shape == (0,)
+
+
+def test_scaled_dot_product_attention_with_no_features_averages_the_values():
+    q, k, v = np.zeros((2, 0)), np.zeros((3, 0)), np.random.default_rng(0).standard_normal((3, 2))
+    expected = TF.scaled_dot_product_attention(torch.from_numpy(q), torch.from_numpy(k), torch.from_numpy(v))
+    np.testing.assert_allclose(F.scaled_dot_product_attention(q, k, v), expected.numpy(), rtol=1e-12)
+    out, attn, keep = F.scaled_dot_product_attention(q, k, v, return_weights=True)
+    dq, dk, dv = F.scaled_dot_product_attention_backward(np.ones_like(out), q, k, v, attn, keep)
+    assert dq.shape == q.shape and dk.shape == k.shape
+    np.testing.assert_allclose(dv, np.full((3, 2), 2 / 3), rtol=1e-12)

@@ -155,6 +155,12 @@ def scores_backward(dweights, q, k, attn, keep, scale):
     return dq, dk
 
 
+def _default_scale(query):
+    """1 / sqrt(E); with E = 0 every score is 0 whatever the scale (torch scales q and k, both empty)."""
+    e = query.shape[-1]
+    return 1.0 / math.sqrt(e) if e else 1.0
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                  enable_gqa=False, *, return_weights=False):
     """softmax(Q K^T * scale + mask) V, as ``torch.nn.functional.scaled_dot_product_attention``.
@@ -185,7 +191,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                          f"(*, L, S) = {query.shape[:-1] + (S,)}")
     if enable_gqa:
         key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scale = _default_scale(query) if scale is None else scale
     out, attn, keep = attention(query, key, value, bias, scale, dropout_p)
     return (out, attn, keep) if return_weights else out
 
@@ -200,7 +206,7 @@ def scaled_dot_product_attention_backward(grad_output, query, key, value, attn, 
     k, v = key, value
     if enable_gqa:
         k, v = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
-    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scale = _default_scale(query) if scale is None else scale
     grad = np.asarray(grad_output, dtype=query.dtype)
     dq, dk, dv = attention_backward(grad, query, k, v, attn, keep, scale)
     if enable_gqa:
