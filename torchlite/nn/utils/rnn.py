@@ -15,16 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..module import _is_dtype_name
+
 __all__ = ["PackedSequence", "invert_permutation", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence",
            "unpad_sequence", "pack_sequence", "unpack_sequence"]
-
-
-def _is_dtype_name(name):
-    try:
-        np.dtype(name)
-        return True
-    except TypeError:
-        return False
 
 
 def _device(device):
