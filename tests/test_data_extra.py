@@ -169,3 +169,11 @@ def test_distributed_sampler_is_reachable_from_data_as_in_torch():
     assert ours == list(td.DistributedSampler(range(10), num_replicas=3, rank=1, shuffle=False))
     with pytest.raises(AttributeError):
         tld.NoSuchThing
+
+
+def test_torch_path_utils_data_is_torchlite_data():
+    import torchlite
+    import torchlite.utils.data as utils_data
+    from torchlite.utils.data import DataLoader, TensorDataset
+    assert utils_data is tld and torchlite.utils.data is tld
+    assert DataLoader is tld.DataLoader and TensorDataset is tld.TensorDataset

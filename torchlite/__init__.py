@@ -11,7 +11,7 @@ from .random import get_generator, get_rng_state, initial_seed, manual_seed, see
 from .serialization import CheckpointError, load, save
 from . import nn  # noqa: E402  (nn needs the pieces above)
 from .nn import Module, Parameter
-from . import data, optim  # noqa: E402
+from . import data, optim, utils  # noqa: E402
 
 __version__ = "0.1.0"
 
