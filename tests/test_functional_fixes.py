@@ -100,3 +100,11 @@ def test_scaled_dot_product_attention_with_no_features_averages_the_values():
     dq, dk, dv = F.scaled_dot_product_attention_backward(np.ones_like(out), q, k, v, attn, keep)
     assert dq.shape == q.shape and dk.shape == k.shape
     np.testing.assert_allclose(dv, np.full((3, 2), 2 / 3), rtol=1e-12)
+
+
+def test_batch_norm_refuses_one_running_statistic_without_the_other():
+    x = np.random.default_rng(0).standard_normal((4, 2))
+    with pytest.raises(ValueError, match="both be None or neither"):
+        TF.batch_norm(torch.from_numpy(x), torch.zeros(2, dtype=torch.float64), None, training=True)
+    with pytest.raises(ValueError, match="both be None or neither"):
+        F.batch_norm(x, np.zeros(2), None, training=True)

@@ -146,6 +146,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"batch_norm: expected input (N, C, *), got shape {x.shape}")
     _check_channel_arrays("batch_norm", x.shape[1], False, running_mean=running_mean, running_var=running_var,
                           weight=weight, bias=bias)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must either both be None or neither be None")
     xv, vec = _channel_view(x)
     if training:
         _verify_batch_size(x.shape)
