@@ -19,9 +19,16 @@ Random functions (dropout, rrelu in training, gumbel_softmax) are compared throu
 return about their noise (``return_mask``, ``return_noise``, ``_gumbels``): the output must be the
 one torch's formula gives for that noise, and torch must accept the same arguments.
 
-Deliberate differences are listed with a reason in ``DELIBERATE_REFUSALS`` and
-``DELIBERATE_ACCEPTANCES``. Cases are counted per function and the table is printed after the
-last test; ``TORCHLITE_PROPERTY_SCALE`` multiplies the examples per function for a longer hunt.
+Deliberate differences are listed with a reason in ``DELIBERATE_REFUSALS``,
+``DELIBERATE_ACCEPTANCES`` and ``DELIBERATE_VALUES``, plus four rules: integer data is computed
+in the default floating dtype (``INTEGER_INPUT``), mixed float32/float64 arrays in the first
+input's (or the weight's) dtype (``MIXED_FLOATS``), a dtype torch has no kernel for is checked in
+float64 (``NO_KERNEL``), and an empty input may give an empty output where torch refuses it.
+``PENDING`` lists discrepancies found in files another engineer was editing, left to them.
+
+Cases are counted per function and the table is printed after the last test;
+``TORCHLITE_PROPERTY_SCALE`` multiplies the examples per function for a longer hunt, and
+``TORCHLITE_PROPERTY_NOSHRINK=1`` skips hypothesis' shrinking to make it faster.
 """
 import collections
 import copy
@@ -33,7 +40,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import torchlite
@@ -43,6 +50,8 @@ from test_properties import Arg, F32, F64, Idx, T, X, _class_shapes, any_shape, 
 
 TF = torch.nn.functional
 EXAMPLES_SCALE = float(os.environ.get("TORCHLITE_PROPERTY_SCALE", "1"))
+# TORCHLITE_PROPERTY_NOSHRINK=1 reports failures as drawn, unshrunk: a faster long hunt
+PHASES = [p for p in Phase if not (os.environ.get("TORCHLITE_PROPERTY_NOSHRINK") and p == Phase.shrink)]
 CASES = collections.Counter()
 OUTCOMES = collections.defaultdict(collections.Counter)
 DATA_DTYPES = [F32, F64, np.dtype(np.int64), np.dtype(np.int32), np.dtype(np.bool_)]
@@ -283,7 +292,7 @@ def run_case(name, case):
     if th_error is not None and not case.casts and "not implemented for '" in str(th_error):
         _compare_in_float64(name, case, out)  # deliberate: see NO_KERNEL
         return
-    if _mixed_floats(case):
+    if _mixed_floats(case) and (th_error is not None or _dtypes_differ(out, th_out)):
         case = _cast_floats(case)  # deliberate: see MIXED_FLOATS
         th_out, th_error, th_leaves, th_calls = _call_torch(name, case)
         OUTCOMES[name]["mixed float32/float64 computed in the input's dtype (deliberate)"] += 1
@@ -345,6 +354,8 @@ def _compare_outputs(name, case, out, th_out, reference):
         assert a.dtype == e.dtype, f"{what}: dtype {a.dtype}, torch's {e.dtype}"
         if a.dtype.kind == "f":
             _close(a, e, what, lambda i=i: _numpy(_leaves(reference())[i]))
+        elif "max_pool" in name and not all(torch.isfinite(o).all() for o in th_outs if o.is_floating_point()):
+            continue  # the index of a window wholly in the padding (its output -inf) means nothing
         else:
             np.testing.assert_array_equal(a, e, err_msg=what)
     OUTCOMES[name]["match"] += 1
@@ -379,6 +390,18 @@ def _compare_backward(name, case, out, th_out, th_leaves):
              if g is not None and isinstance(o, torch.Tensor) and o.requires_grad]
     if not pairs:
         return
+    if "max_pool" in name and any(not torch.isfinite(o).all() for o, _ in pairs):
+        # a window wholly in the padding: -inf out, an index that means nothing, and a torch backward that
+        # follows it (it can abort the process), as in tests/test_properties.py
+        OUTCOMES[name]["forward only: non-finite output"] += 1
+        return
+    if getattr(case, "torch_backward_crashes", False):  # torchlite's gradient is checked for its shape only
+        dxs = case.grad(out, grads, [_np_value(a) for a in case.args], {k: _np_value(v) for k, v in case.kwargs.items()})
+        dxs = dxs if isinstance(dxs, (tuple, list)) else (dxs,)
+        for dx, arg in zip(dxs, case.diff_args()):
+            assert np.shape(dx) == np.shape(arg.value), f"{name}({case}): gradient of shape {np.shape(dx)}"
+        OUTCOMES[name]["gradient shape only (torch's backward would crash)"] += 1
+        return
     try:
         torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
     except RuntimeError:  # e.g. in-place leaky_relu with a negative slope: torch cannot differentiate it
@@ -397,7 +420,9 @@ def _compare_backward(name, case, out, th_out, th_leaves):
         e = leaf.grad.numpy() if leaf.grad is not None else np.zeros(leaf.shape, leaf.detach().numpy().dtype)
         assert dx is not None, f"{what}: the backward twin gives none"
         dx = np.asarray(dx)
-        assert dx.dtype == e.dtype, f"{what}: dtype {dx.dtype}, torch's {e.dtype}"
+        allowed = {e.dtype} | ({np.asarray(o).dtype for o in _leaves(out)} if _mixed_floats(case) else set())
+        assert dx.dtype in allowed, f"{what}: dtype {dx.dtype}, torch's {e.dtype}"  # mixed: see MIXED_FLOATS
+        dx = dx.astype(e.dtype)
         _close(dx, e, what, lambda i=i: reference()[i])
     OUTCOMES[name]["gradients match"] += 1
 
@@ -416,7 +441,10 @@ def _reference_grads(name, case, grads):
 # Discrepancies found in files another engineer was editing (conv.py, pooling.py, linear.py), not
 # fixed here: function -> [(a substring of the failure, what is wrong)]. A fix removes its entry.
 PENDING = {
-    "linear": [("torchlite fails with", "shapes that do not fit (input features, 1-D weight with a bias, bias "
+    "conv_tbc": [("is smaller than the kernel reach", "a sequence shorter than the kernel is refused; torch returns "
+                                                      "an empty (0, N, C_out) output")],
+    "linear": [("output 0: shape (1,) != torch's ()", "a 1-D weight (in,) gives (*, 1); torch gives (*)"),
+               ("torchlite fails with", "shapes that do not fit (input features, 1-D weight with a bias, bias "
                                         "length) give numpy errors, not a clear refusal"),
                ("grad of differentiable input 2: shape (1,) != torch's ()", "a 0-d bias gets a (out,) gradient"),
                ("output 0: dtype float64, torch's float32", "float32 weight with float64 or integer input computes "
@@ -428,21 +456,25 @@ PENDING = {
                         ("dtype float64, torch's float32", "integer input computes in float64, not the default "
                                                            "dtype")]
        for d in (1, 2, 3)},
-    **{f"conv{d}d": [("torchlite fails with ValueError('cannot reshape", "a weight with 0 output channels: numpy "
-                                                                        "reshape error"),
+    **{f"conv{d}d": [("torchlite fails with", "a weight with 0 output channels or an empty kernel: numpy errors"),
+                     ("Only zero batch or zero channel inputs are supported",
+                      "an input with an empty spatial dim (but a batch and channels) is taken; torch refuses it"),
                      ("kernel size should be greater than zero", "an empty kernel is taken (torch refuses)"),
                      ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite (C_out, L)")]
        for d in (1, 2, 3)},
     **{f"conv_transpose{d}d": [("kernel size should be greater than zero", "an empty kernel is taken (torch "
-                                                                           "refuses)")] for d in (1, 2, 3)},
-    **{f"adaptive_avg_pool{d}d": [("dtype float64, torch's float32", "integer input computes in float64, not the "
-                                                                      "default dtype")] for d in (1, 2, 3)},
-    **{f"max_pool{d}d{w}": [("dtype float64, torch's int64", "integer input gives float64; torch keeps the "
-                                                             "integer dtype")]
+                                                                           "refuses)"),
+                               ("could not create a primitive", "as above"), ("non-empty 5D", "as above"),
+                               ("torchlite fails with", "a weight with 0 input channels: numpy reshape error")]
+       for d in (1, 2, 3)},
+    **{f"{k}_pool{d}d": [("dtype float64, torch's float32", "integer input computes in float64, not the default "
+                                                            "dtype")] for k in ("adaptive_avg", "avg") for d in (1, 2, 3)},
+    **{f"max_pool{d}d{w}": [("torch's int", "integer input gives a floating output; torch keeps the integer dtype")]
        for d in (1, 2, 3) for w in ("", "_with_indices")},
     **{f"max_unpool{d}d": [("output_size should be a sequence containing",
                             f"an output_size of length {d + 1} (the unbatched input's rank) is taken; torch takes "
-                            f"{d} or {d + 2} values")] for d in (1, 2, 3)},
+                            f"{d} or {d + 2} values"),
+                           ("torchlite fails with", "an empty batch: numpy reshape error")] for d in (1, 2, 3)},
 }
 
 # Integer and bool data into a function that computes in floating point is cast to the default
@@ -451,7 +483,8 @@ PENDING = {
 # compared with torch on the cast data. Shape-only functions (padding, shuffles) keep the dtype.
 INTEGER_INPUT = "computed in the default dtype"
 # float32 data with float64 targets, weights, variances or second inputs is computed in the first
-# input's dtype, gradients included (float32 stays float32 end to end; numpy data is often float64),
+# input's dtype, gradients included (or all in float64, each gradient then allowed in its input's
+# dtype or float64) (float32 stays float32 end to end; numpy data is often float64),
 # where torch promotes to float64 (or refuses to: prelu, binary_cross_entropy): torchlite is compared with torch on every floating array cast to
 # the first input's dtype (the weight's for convolutions and linear maps, whose input is cast to it,
 # as the module contract says).
@@ -470,7 +503,8 @@ DELIBERATE_REFUSALS = {
     **{n: [("Feature dropout requires", "the input rank is checked for every p, not only p > 0")]
        for n in ("dropout2d", "dropout3d", "feature_alpha_dropout")},
     "scaled_dot_product_attention": [
-        (lambda case, msg: _empty_x(case) and ("Explicit attn_mask" in msg or "same sequence length" in msg),
+        (lambda case, msg: _empty_x(case) and any(m in msg for m in ("Explicit attn_mask", "same sequence length",
+                                                                      "same feature size")),
          "empty inputs are checked as any other (torch skips its checks for them)")],
     **{f"conv{t}{d}d": [("which is too small", "a transposed convolution with an empty output is refused"),
                         (lambda case, msg: _empty_x(case) and "output padding must be smaller" in msg,
@@ -481,6 +515,10 @@ DELIBERATE_REFUSALS = {
     **{f"adaptive_avg_pool{d}d": [(lambda case, msg, d=d: "expected input" in msg and np.ndim(case.args[0].value) > d + 2,
                                    "the documented (N, C, *) or (C, *) input (torch takes more leading dims)")]
        for d in (2, 3)},
+    "instance_norm": [(lambda case, msg: _empty_x(case) and "one value per channel" in msg,
+                       "empty inputs are checked as any other (torch's repeat of the statistics skips it)")],
+    **{n: [("must be positive", "resizing to an empty output is refused (torch's 'area' mode returns one)")]
+       for n in ("interpolate", "upsample", "upsample_nearest", "upsample_bilinear")},
     "nll_loss": [("expected target shape ()", "input (C,) takes the documented 0-d target; torch also takes (1,)"),
                  ("at least one class", "zero classes are refused (torch gives NaN if all are ignored)")],
     "cross_entropy": [("expected target shape ()", "as nll_loss"), ("at least one class", "as nll_loss")],
@@ -516,6 +554,9 @@ DELIBERATE_ACCEPTANCES = {
                                       "a number as output_ratio, as documented (torch's functional fails on it)")]
        for w in ("", "_with_indices")},
     **{f"max_unpool{d}d": [("should be type int64", "indices of any integer dtype are taken")] for d in (1, 2, 3)},
+    "one_hot": [("only applicable to index tensor of type LongTensor", "indices of any integer dtype are taken")],
+    "embedding_bag": [("step must be nonzero", "a 2-D input of empty bags gives zero rows (torch fails making its "
+                                               "offsets)")],
     **{n: [("expected target dtype to be Long or Byte", "class indices of any integer dtype are taken (numpy's "
                                                         "default integer is int32 on some platforms)")]
        for n in ("nll_loss", "cross_entropy")},
@@ -592,8 +633,8 @@ ELEMENTWISE = {  # name -> (keyword drawer, backward adapter or None)
     "hardshrink": (lambda d: dict(lambd=d(st.floats(-0.5, 2))), _by_input("hardshrink_backward", "lambd")),
     "threshold": (lambda d: dict(threshold=d(st.floats(-2, 2)), value=d(st.floats(-3, 3)), inplace=d(st.booleans())),
                   lambda out, g, a, k: F.threshold_backward(g, a[0], a[1] if len(a) > 1 else k["threshold"])),
-    "rrelu": (lambda d: dict(lower=d(st.floats(0, 0.5)), upper=d(st.floats(0.2, 1)), training=False,
-                             inplace=d(st.booleans())), None),
+    "rrelu": (lambda d: dict(lower=d(st.floats(0, 0.5)), upper=d(st.floats(0.2, 1)), training=d(st.booleans()),
+                             inplace=d(st.booleans())), lambda out, g, a, k: F.rrelu_backward(g, _rrelu_slopes(a, k))),
 }
 INPLACE_ALIASES = {  # the trailing-underscore functions: name -> keyword drawer (passed positionally)
     "relu_": lambda d: {}, "selu_": lambda d: {},
@@ -605,11 +646,41 @@ INPLACE_ALIASES = {  # the trailing-underscore functions: name -> keyword drawer
 }
 
 
+def _rrelu_slopes(args, kwargs):
+    """The multiplier rrelu applies out of training: 1 where x > 0, else (lower + upper) / 2."""
+    return F.rrelu(args[0], kwargs["lower"], kwargs["upper"], False, return_noise=True)[1]
+
+
+def _rrelu_check(lower, upper):
+    """rrelu in training: x where x > 0, else x times a slope in [lower, upper], in both libraries;
+    torchlite's output is x times its noise, and rrelu_backward multiplies by it."""
+    def check(out, th_out, args, kwargs):
+        (y, noise), th = out, th_out.detach().numpy()
+        x = args[0] if args[0].dtype.kind == "f" else args[0].astype(torchlite.get_default_dtype())
+        assert y.dtype == th.dtype and y.shape == th.shape, f"rrelu: {y.dtype}{y.shape} vs {th.dtype}{th.shape}"
+        rtol = 1e-5 if x.dtype == F32 else 1e-7
+        np.testing.assert_allclose(y, x * noise, rtol=rtol)
+        neg = x <= 0
+        assert np.all(noise[~neg] == 1) and np.all((noise[neg] >= lower - rtol) & (noise[neg] <= upper + rtol))
+        np.testing.assert_allclose(th[~neg], x[~neg], rtol=rtol)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = th[neg & (x != 0)] / x[neg & (x != 0)]
+        assert np.all((slope >= lower - 1e-4) & (slope <= upper + 1e-4)), "torch's own slopes out of range?"
+        g = np.random.default_rng(1).standard_normal(x.shape).astype(x.dtype)
+        np.testing.assert_allclose(F.rrelu_backward(g, noise), g * noise, rtol=rtol)
+    return check
+
+
 @spec(*ELEMENTWISE, examples=12)
 @st.composite
 def _elementwise(draw, name):
     drawer, grad = ELEMENTWISE[name]
     kwargs = drawer(draw)
+    if name == "rrelu" and kwargs["training"] and kwargs["lower"] <= kwargs["upper"]:
+        x = any_input(draw, [F32, F64, F32, F64, np.dtype(np.int64)])
+        kwargs["inplace"] = False
+        return FCase(X(x), tl=lambda *a, **k: F.rrelu(*a, **k, return_noise=True),
+                     check=_rrelu_check(kwargs["lower"], kwargs["upper"]), **kwargs)
     if name == "threshold" and draw(st.booleans()):  # threshold and value are required positionals
         return FCase(X(any_input(draw)), kwargs.pop("threshold"), kwargs.pop("value"), grad=grad, **kwargs)
     return FCase(X(any_input(draw)), grad=grad, **kwargs)
@@ -644,7 +715,8 @@ def _softmax(draw, name):
     dim = draw(st.one_of(st.none(), st.integers(-x.ndim - 1, x.ndim)))
     dtype = draw(st.sampled_from([None, None, F32, F64]))
     # the twin differentiates from the output, so a dtype= call gets its gradient in that dtype: cast back
-    twin = lambda g, out, dim: getattr(F, f"{name}_backward")(g, out, dim).astype(x.dtype if x.dtype.kind == "f" else out.dtype)  # noqa: E501,E731
+    own = x.dtype if x.dtype.kind == "f" else torchlite.get_default_dtype()
+    twin = lambda g, out, dim: getattr(F, f"{name}_backward")(g, out, dim).astype(own)  # noqa: E731
     grad = lambda out, g, a, k: twin(g, out, _softmax_dim(k["dim"], out.ndim))  # noqa: E731
     if draw(st.booleans()):
         return FCase(X(x), dim, grad=lambda out, g, a, k: twin(g, out, _softmax_dim(a[1], out.ndim)))
@@ -1241,7 +1313,9 @@ def _dropout(draw, name):
     inplace = draw(st.booleans())
     random = training and 0 < p < 1 and x.size > 0
     if not random:
-        return FCase(X(x), p, training, inplace, grad=lambda out, g, a, k: g)
+        def grad(out, g, a, k):
+            return F.dropout_backward(g, getattr(F, name)(a[0], a[1], a[2], return_mask=True)[1])
+        return FCase(X(x), p, training, inplace, grad=grad)
     alpha = "alpha" in name
     tl = lambda *a: getattr(F, name)(*a, return_mask=True)  # noqa: E731
     return FCase(X(x), p, training, False, tl=tl, check=_dropout_check(name, p, alpha))
@@ -1405,7 +1479,9 @@ def _pdist(draw, name):
     if x.ndim == 2 and x.shape[0] > 1 and draw(st.integers(0, 4)) == 0:
         x[1] = x[0]  # a zero distance
     p = draw(st.sampled_from([2, 1, 3.0, 0.5, 0, math.inf, -1]))
-    return FCase(X(x), p, grad=lambda out, g, a, k: F.pdist_backward(g, a[0], a[1]))
+    case = FCase(X(x), p, grad=lambda out, g, a, k: F.pdist_backward(g, a[0], a[1]))
+    case.torch_backward_crashes = x.ndim == 2 and x.shape[0] == 0  # torch's pdist backward segfaults on no rows
+    return case
 
 
 # --------------------------------------------------------------------------------- reshapes
@@ -1874,7 +1950,7 @@ def test_function_properties(name):
     strategy, examples = SPECS[name]
 
     @settings(max_examples=max(1, round(examples * EXAMPLES_SCALE)), deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+              suppress_health_check=list(HealthCheck), phases=PHASES)
     @given(strategy(name))
     def check(case):
         torchlite.manual_seed(0)
