@@ -5,6 +5,7 @@ import torch
 
 import torchlite
 import torchlite.nn as nn
+import torchlite.nn.functional as F
 from parity import check_parity
 from torchlite.testing import gradcheck
 
@@ -106,3 +107,55 @@ def test_seeded_init_repeats_bit_for_bit():
     b = nn.Linear(5, 4).weight.data.copy()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, nn.Linear(5, 4).weight.data)
+
+
+# ----------------------------------------------------------------------------- F.linear / F.bilinear shape rules
+@pytest.mark.parametrize("x_shape, w_shape, b_shape", [
+    ((3, 4), (5, 4), None), ((3, 4), (5, 4), (5,)), ((3, 4), (5, 4), ()), ((3, 4), (5, 4), (1,)),
+    ((3, 4), (5, 4), (3, 5)), ((2, 3, 4), (5, 4), (5,)), ((2, 3, 4), (5, 4), (3, 5)), ((4,), (5, 4), (5,)),
+    ((4,), (4,), ()), ((3, 4), (4,), None), ((2, 3, 4), (4,), None), ((0, 4), (5, 4), (5,))])
+def test_functional_linear_takes_torchs_shapes(x_shape, w_shape, b_shape):
+    rng = np.random.default_rng(len(x_shape) * 10 + len(w_shape))
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    b = None if b_shape is None else rng.standard_normal(b_shape)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = None if b is None else torch.tensor(b, requires_grad=True)
+    ty = torch.nn.functional.linear(tx, tw, tb)
+    g = rng.standard_normal(tuple(ty.shape))
+    ty.backward(torch.tensor(g))
+    y = F.linear(x, w, b)
+    assert y.shape == tuple(ty.shape)
+    np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dx, dw, db = F.linear_backward(g, x, w, True, b is not None, None if b is None else b.shape)
+    for ours, theirs in ((dx, tx), (dw, tw)) + (() if b is None else ((db, tb),)):
+        assert ours.shape == tuple(theirs.shape)
+        np.testing.assert_allclose(ours, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, b_shape, message", [
+    ((3, 4), (5, 3), None, r"expected input \(\*, 3\)"), ((3, 4), (5, 4), (4,), "does not broadcast"),
+    ((3, 4), (2, 5, 4), None, "expected weight"), ((), (5, 1), None, "at least 1 dim"),
+    ((3, 4), (4,), (), "1-D weight takes a bias only with 1-D input")])
+def test_functional_linear_refuses_what_torch_refuses(x_shape, w_shape, b_shape, message):
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.linear(torch.ones(x_shape), torch.ones(w_shape),
+                                   None if b_shape is None else torch.ones(b_shape))
+    with pytest.raises(ValueError, match=message):
+        F.linear(np.ones(x_shape), np.ones(w_shape), None if b_shape is None else np.ones(b_shape))
+
+
+def test_functional_linear_computes_in_the_weights_dtype():
+    assert F.linear(np.ones((2, 4)), np.ones((3, 4), np.float32)).dtype == np.float32
+    assert F.linear(np.ones((2, 4), np.int64), np.ones((3, 4), np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("s1, s2, sw, sb, message", [
+    ((3, 4), (2, 5), (6, 4, 5), None, "same leading"), ((3, 3), (3, 5), (6, 4, 5), None, "expected weight"),
+    ((3, 4), (3, 5), (4, 5), None, "expected weight"), ((3, 4), (3, 5), (6, 4, 5), (5,), "expected bias"),
+    ((), (5,), (6, 1, 5), None, "same number of dims")])
+def test_functional_bilinear_refuses_what_torch_refuses(s1, s2, sw, sb, message):
+    args = (np.ones(s1), np.ones(s2), np.ones(sw), None if sb is None else np.ones(sb))
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.bilinear(*(None if a is None else torch.tensor(a) for a in args))
+    with pytest.raises(ValueError, match=message):
+        F.bilinear(*args)
