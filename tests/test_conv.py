@@ -403,3 +403,24 @@ def test_conv_tbc_matches_torch(dtype, pad, kernel):
 def test_conv_tbc_refuses_mismatched_channels():
     with pytest.raises(ValueError, match="conv_tbc: input has 3 channels"):
         F.conv_tbc(np.zeros((5, 2, 3)), np.zeros((2, 4, 1)), np.zeros(1))
+
+
+@pytest.mark.parametrize("fn, x_shape, w_shape, message", [
+    ("conv2d", (1, 3, 5, 5), (0, 3, 3, 3), "at least 1 filter"),
+    ("conv2d", (1, 3, 5, 5), (4, 3, 0, 3), "kernel size should be greater than zero"),
+    ("conv_transpose2d", (1, 0, 5, 5), (0, 4, 3, 3), "at least 1 filter"),
+    ("conv_transpose2d", (1, 3, 5, 5), (3, 4, 0, 3), "kernel size should be greater than zero"),
+    ("conv1d", (1, 3, 5), (2, 3, 0), "kernel size should be greater than zero")])
+def test_empty_weights_are_refused_as_torch(fn, x_shape, w_shape, message):
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn.functional, fn)(torch.ones(x_shape), torch.ones(w_shape))
+    with pytest.raises(ValueError, match=message):
+        getattr(F, fn)(np.ones(x_shape), np.ones(w_shape))
+
+
+def test_conv_tbc_one_step_short_gives_an_empty_output_as_torch():
+    x, w, b = np.ones((2, 3, 4)), np.ones((5, 4, 6)), np.ones(6)
+    expected = torch.nn.functional.conv_tbc(torch.tensor(x), torch.tensor(w), torch.tensor(b), 1)
+    assert F.conv_tbc(x, w, b, 1).shape == tuple(expected.shape) == (0, 3, 6)
+    dx, dw, db = F.conv_tbc_backward(np.zeros((0, 3, 6)), x, w, b, 1)
+    assert (dx.shape, dw.shape, db.shape) == (x.shape, w.shape, b.shape) and not dx.any() and not dw.any()

@@ -136,6 +136,7 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
         raise ValueError(f"{who}: stride and dilation must be positive, got stride={stride}, dilation={dilation}")
     n, c, *size = x_shape
     o, cg, *kernel = w_shape
+    _check_kernel(o, kernel, w_shape, who)
     if c != cg * groups:
         raise ValueError(f"{who}: expected input with {cg * groups} channels (weight {tuple(w_shape)}, "
                          f"groups={groups}), got shape {tuple(x_shape)}")
@@ -161,6 +162,14 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
                          f"kernel reach {reach} (kernel {tuple(kernel)}, dilation {dilation})")
     out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
     return _Geometry(n, c, o, groups, tuple(size), tuple(kernel), stride, dilation, pads, out)
+
+
+def _check_kernel(lead, kernel, w_shape, who):
+    """torch refuses a weight with no filters or an empty kernel."""
+    if lead == 0:
+        raise ValueError(f"{who}: expected weight with at least 1 filter along dim 0, got shape {tuple(w_shape)}")
+    if min(kernel) < 1:
+        raise ValueError(f"{who}: kernel size should be greater than zero, got weight of shape {tuple(w_shape)}")
 
 
 # ------------------------------------------------------------------------------ building blocks
@@ -471,6 +480,8 @@ def conv_tbc(input, weight, bias, pad=0):
     """1d convolution over (time, batch, channels) sequences: input (T, N, C_in), weight (k, C_in, C_out),
     bias (C_out,), ``pad`` zero steps on both ends -> (T + 2*pad - k + 1, N, C_out)."""
     x, w = _tbc_args(input, weight, "conv_tbc")
+    if x.shape[0] + 2 * pad + 1 == w.shape[0]:  # exactly one step short of a window: empty, as torch
+        return np.empty((0, x.shape[1], w.shape[2]), w.dtype)
     y = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, who="conv_tbc")
     return np.ascontiguousarray(y.transpose(2, 0, 1))
 
@@ -478,6 +489,8 @@ def conv_tbc(input, weight, bias, pad=0):
 def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
     """(dx, dweight, dbias) of ``conv_tbc``: shapes of input, weight and bias."""
     x, w = _tbc_args(input, weight, "conv_tbc_backward")
+    if x.shape[0] + 2 * pad + 1 == w.shape[0]:  # an empty output: nothing flowed through
+        return np.zeros_like(x), np.zeros_like(w), np.zeros(w.shape[2], w.dtype)
     _, ctx = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, return_context=True,
                      who="conv_tbc_backward")
     g = np.asarray(grad_output, dtype=w.dtype).transpose(1, 2, 0)
@@ -523,6 +536,7 @@ def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, group
                              f"output_padding={output_padding}, stride={stride}, dilation={dilation}")
     n, c_in, *size = x_shape
     w_in, og, *kernel = w_shape
+    _check_kernel(w_in, kernel, w_shape, who)
     if c_in != w_in:
         raise ValueError(f"{who}: expected input with {w_in} channels (weight {tuple(w_shape)}), "
                          f"got shape {tuple(x_shape)}")
