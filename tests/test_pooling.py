@@ -258,3 +258,19 @@ def test_functional_twins_match_torch():
     np.testing.assert_allclose(F.adaptive_avg_pool2d(x, 1), x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
     np.testing.assert_allclose(F.lp_pool2d(np.abs(x), 2, 2),
                                torch.nn.functional.lp_pool2d(torch.from_numpy(np.abs(x)), 2, 2).numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("d, shape, kernel, stride, ceil_mode", [
+    (1, (2, 3, 7), 2, None, False), (2, (2, 3, 5, 5), 2, None, False), (2, (2, 3, 5, 5), 3, 2, True),
+    (3, (1, 2, 4, 4, 4), 2, None, False)])
+def test_lp_pool_with_infinite_norm_is_torchs_max_of_magnitudes(d, shape, kernel, stride, ceil_mode):
+    x = np.random.default_rng(d).standard_normal(shape)
+    ours = getattr(nn, f"LPPool{d}d")(float("inf"), kernel, stride, ceil_mode)
+    theirs = getattr(torch.nn, f"LPPool{d}d")(float("inf"), kernel, stride, ceil_mode)
+    check_parity(ours, theirs, x, dtype=np.float64)
+
+
+def test_average_pools_cast_integer_input_to_the_default_dtype():
+    x = np.arange(16, dtype=np.int64).reshape(1, 1, 4, 4)
+    assert F.avg_pool2d(x, 2).dtype == np.float32
+    assert F.adaptive_avg_pool2d(x, 2).dtype == np.float32

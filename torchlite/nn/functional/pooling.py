@@ -12,6 +12,7 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..._dtype import get_default_dtype
 from .conv import _ntuple
 from .upsampling import interpolate, interpolate_backward, upsample, upsample_bilinear, upsample_nearest
 
@@ -74,7 +75,7 @@ def _check_input(x, d, who):
         raise ValueError(f"{who}: expected input (N, C, {_SPATIAL[d]}) or (C, {_SPATIAL[d]}) with non-empty "
                          f"spatial dims, got shape {x.shape}")
     if x.dtype.kind != "f":
-        x = x.astype(np.float64) if x.dtype.itemsize > 4 else x.astype(np.float32)
+        x = x.astype(get_default_dtype())
     return x
 
 
@@ -359,9 +360,14 @@ def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 # ------------------------------------------------------------------------------ LP pooling
 def lp_pool_nd(input, d, norm_type, kernel_size, stride=None, ceil_mode=False, return_context=False, who=None):
-    """(sum of x**p over each window) ** (1/p), computed as torch does: (avg_pool(x**p) * k) ** (1/p)."""
+    """(sum of x**p over each window) ** (1/p), computed as torch does: (avg_pool(x**p) * k) ** (1/p);
+    norm_type=inf is the max of |x| over each window, as torch."""
     who = who or f"lp_pool{d}d"
     x = _check_input(input, d, who)
+    if norm_type == math.inf:
+        y, max_ctx = max_pool_nd(np.abs(x), d, kernel_size, stride, 0, 1, ceil_mode, return_context=True, who=who)
+        saved = (max_ctx, x, None, math.inf, None)
+        return (y, PoolContext(max_ctx.geometry, x.shape, x.dtype, saved)) if return_context else y
     p = x.dtype.type(norm_type)
     taps = x.dtype.type(math.prod(_ntuple(kernel_size, d, "kernel_size", who)))
     powered = np.power(x, p)
@@ -376,6 +382,8 @@ def lp_pool_nd_backward(grad_output, ctx):
     """dx of ``lp_pool_nd`` by the chain rule through the power, the average and the root."""
     avg_ctx, x, mean, p, taps = ctx.saved
     grad = np.asarray(grad_output, dtype=ctx.dtype)
+    if p == math.inf:  # the max of |x|: the gradient goes to each window's first largest |x|, signed
+        return max_pool_nd_backward(grad, avg_ctx) * np.sign(x)
     with np.errstate(divide="ignore", invalid="ignore"):
         d_mean = grad * taps * (1 / p) * np.power(mean * taps, 1 / p - 1)
         d_mean[mean == 0] = 0  # torch's sign(0) = 0: a window summing to 0 passes no gradient
