@@ -567,7 +567,7 @@ def _unpool_size(x, d, kernel, stride, padding, output_size, who):
     if output_size is None:
         return default
     size = tuple(int(v) for v in output_size)
-    if len(size) == d + 2 or (len(size) == d + 1 and x.ndim == d + 1):
+    if len(size) == d + 2:
         size = size[-d:]
     if len(size) != d:
         raise ValueError(f"{who}: output_size should be a sequence containing {d} or {d + 2} elements, "
@@ -601,7 +601,8 @@ def max_unpool_nd(input, indices, d, kernel_size, stride=None, padding=0, output
         raise ValueError(f"{who}: found an invalid max index {bad} (output plane {out} has {plane} elements)")
     lead = x.shape[:-d]
     y = np.zeros((math.prod(lead), plane), dtype=x.dtype)
-    np.put_along_axis(y, index.reshape(len(y), -1), x.reshape(len(y), -1), axis=1)
+    per_row = math.prod(x.shape[-d:])  # explicit: reshape(0, -1) fails on an empty batch
+    np.put_along_axis(y, index.reshape(len(y), per_row), x.reshape(len(y), per_row), axis=1)
     return y.reshape(lead + out)
 
 
@@ -610,7 +611,8 @@ def max_unpool_nd_backward(grad_output, indices, d):
     grad = np.asarray(grad_output)
     index = np.asarray(indices)
     rows = math.prod(grad.shape[:-d])
-    return np.take_along_axis(grad.reshape(rows, -1), index.reshape(rows, -1), axis=1).reshape(index.shape)
+    flat_grad = grad.reshape(rows, math.prod(grad.shape[-d:]))
+    return np.take_along_axis(flat_grad, index.reshape(rows, math.prod(index.shape[-d:])), axis=1).reshape(index.shape)
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
