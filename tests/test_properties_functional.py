@@ -234,8 +234,13 @@ def _compare_in_float64(name, case, out):
     wide.args = tuple(widen(a) for a in case.args)
     wide.kwargs = {k: widen(v) for k, v in case.kwargs.items()}
     expected, error, _, _ = _call_torch(name, wide)
-    assert error is None, f"{name}({case}): torch refuses float64 data too ({error!r})"
+    if error is not None and _deliberate(DELIBERATE_ACCEPTANCES, name, case, str(error)):
+        OUTCOMES[name]["accepted (deliberate)"] += 1
+        return
+    assert error is None, f"{name}({case}): torchlite accepted what torch refuses in float64 too ({error!r})"
     for i, (a, e) in enumerate(zip(_leaves(out), _leaves(expected))):
+        if "max_pool" in name and not e.is_floating_point():
+            continue  # indices: compared where the dtype has a kernel (a window in the padding has none)
         np.testing.assert_allclose(np.asarray(a, dtype=np.float64), _numpy(e), rtol=1e-7,
                                    err_msg=f"{name}({case}): output {i} (checked in float64)")
     OUTCOMES[name]["dtype torch has no kernel for, checked in float64 (deliberate)"] += 1
@@ -452,47 +457,19 @@ def _reference_grads(name, case, grads):
             for leaf in x_leaves]
 
 
-# Discrepancies found in files another engineer was editing (conv.py, pooling.py, linear.py), not
+# Discrepancies found in files another engineer was editing (conv.py, pooling.py), not
 # fixed here: function -> [(a substring of the failure, what is wrong)]. A fix removes its entry.
 PENDING = {
-    "conv_tbc": [("is smaller than the kernel reach", "a sequence shorter than the kernel is refused; torch returns "
-                                                      "an empty (0, N, C_out) output")],
-    "linear": [("output 0: shape (1,) != torch's ()", "a 1-D weight (in,) gives (*, 1); torch gives (*)"),
-               ("mat2 must be a matrix", "a 1-D weight with a bias is taken (torch refuses it)"),
-               ("torchlite fails with", "shapes that do not fit (input features, 1-D weight with a bias, bias "
-                                        "length) give numpy errors, not a clear refusal"),
-               ("grad of differentiable input 2: shape (1,) != torch's ()", "a 0-d bias gets a (out,) gradient"),
-               ("output 0: dtype float64, torch's float32", "float32 weight with float64 or integer input computes "
-                                                            "in float64 (torch refuses mixed dtypes)")],
-    "bilinear": [("torchlite fails with", "weight, bias and input shapes are not checked: numpy einsum errors"),
-                 ("torchlite accepted what torch refuses (RuntimeError('bilinear(): input",
-                  "input sizes not matching the weight's are taken when one of them is 0")],
-    **{f"lp_pool{d}d": [(", inf, ", "norm_type=inf gives 1 (x**inf averaged, then **0); torch gives the max of |x|"),
-                        ("dtype float64, torch's float32", "integer input computes in float64, not the default "
-                                                           "dtype")]
+    **{f"lp_pool{d}d": [(":int64, 2, (1, 3), stride=None, ceil_mode=True): output 0",
+                         "integer input with ceil_mode: values differ from torch's on the same data as float")]
        for d in (1, 2, 3)},
-    **{f"conv{d}d": [("torchlite fails with", "a weight with 0 output channels or an empty kernel: numpy errors"),
-                     ("Only zero batch or zero channel inputs are supported",
-                      "an input with an empty spatial dim (but a batch and channels) is taken; torch refuses it"),
-                     ("kernel size should be greater than zero", "an empty kernel is taken (torch refuses)"),
-                     ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite (C_out, L)")]
-       for d in (1, 2, 3)},
-    **{f"conv_transpose{d}d": [("kernel size should be greater than zero", "an empty kernel is taken (torch "
-                                                                           "refuses)"),
-                               ("could not create a primitive", "as above"), ("non-empty 5D", "as above"),
-                               ("Only zero batch or zero channel inputs are supported", "an input with an empty "
-                                                                                        "spatial dim is taken"),
-                               ("torchlite fails with", "a weight with 0 input channels: numpy reshape error")]
-       for d in (1, 2, 3)},
-    **{f"{k}_pool{d}d": [("dtype float64, torch's float32", "integer input computes in float64, not the default "
-                                                            "dtype")]
-       for k in ("adaptive_avg", "avg") for d in (1, 2, 3)},
+    **{f"conv{t}{d}d": [("Only zero batch or zero channel inputs are supported",
+                         "an input with an empty spatial dim (but a batch and channels) is taken; torch refuses it"),
+                        ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite (C_out, L)")]
+       for t in ("", "_transpose") for d in (1, 2, 3)},
     **{f"max_pool{d}d{w}": [("torch's int", "integer input gives a floating output; torch keeps the integer dtype")]
        for d in (1, 2, 3) for w in ("", "_with_indices")},
-    **{f"max_unpool{d}d": [("output_size should be a sequence containing",
-                            f"an output_size of length {d + 1} (the unbatched input's rank) is taken; torch takes "
-                            f"{d} or {d + 2} values"),
-                           ("torchlite fails with", "an empty batch: numpy reshape error")] for d in (1, 2, 3)},
+    **{f"max_unpool{d}d": [("torchlite fails with", "an empty batch: numpy reshape error")] for d in (1, 2, 3)},
 }
 
 # Integer and bool data into a function that computes in floating point is cast to the default
@@ -538,7 +515,7 @@ DELIBERATE_REFUSALS = {
                                    "the documented (N, C, *) or (C, *) input (torch takes more leading dims)"),
                                   ("with non-empty spatial dims", "as the other pools")]
        for d in (2, 3)},
-    "batch_norm": [(lambda case, msg: _empty_x(case) and "one value per channel" in msg,
+    "batch_norm": [(lambda case, msg: _empty_x(case) and ("one value per channel" in msg or "both be None" in msg),
                     "empty inputs are checked as any other (torch skips its checks for them)")],
     "cosine_embedding_loss": [("expected input1 and input2 of shape", "the documented shapes; torch broadcasts (1,) "
                                                                       "against (0,)")],
@@ -1837,7 +1814,7 @@ def _linear(draw, name):
     b = None if draw(st.booleans()) else values(rng, draw(st.sampled_from([(fout,), (fout,), (), (fout + 1,)])), dt)
 
     def grad(out, g, a, k):
-        dx, dw, db = F.linear_backward(g, a[0], a[1])
+        dx, dw, db = F.linear_backward(g, a[0], a[1], bias_shape=None if b is None else np.shape(b))
         return (dx, dw) if b is None else (dx, dw, db)
     return FCase(X(x), X(w), _opt_x(b), grad=grad, dtype_from=1)
 
