@@ -424,3 +424,11 @@ def test_conv_tbc_one_step_short_gives_an_empty_output_as_torch():
     assert F.conv_tbc(x, w, b, 1).shape == tuple(expected.shape) == (0, 3, 6)
     dx, dw, db = F.conv_tbc_backward(np.zeros((0, 3, 6)), x, w, b, 1)
     assert (dx.shape, dw.shape, db.shape) == (x.shape, w.shape, b.shape) and not dx.any() and not dw.any()
+
+
+@pytest.mark.parametrize("fn, w_shape", [("conv2d", (4, 3, 1, 1)), ("conv_transpose2d", (3, 4, 1, 1))])
+def test_empty_spatial_dims_need_an_empty_batch_as_torch(fn, w_shape):
+    with pytest.raises(RuntimeError):
+        getattr(torch.nn.functional, fn)(torch.ones(1, 3, 0, 5), torch.ones(w_shape), padding=1)
+    with pytest.raises(ValueError, match="empty spatial dim"):
+        getattr(F, fn)(np.ones((1, 3, 0, 5)), np.ones(w_shape), padding=1)

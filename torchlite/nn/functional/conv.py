@@ -137,6 +137,7 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
     n, c, *size = x_shape
     o, cg, *kernel = w_shape
     _check_kernel(o, kernel, w_shape, who)
+    _check_spatial(x_shape, who)
     if c != cg * groups:
         raise ValueError(f"{who}: expected input with {cg * groups} channels (weight {tuple(w_shape)}, "
                          f"groups={groups}), got shape {tuple(x_shape)}")
@@ -162,6 +163,14 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, who):
                          f"kernel reach {reach} (kernel {tuple(kernel)}, dilation {dilation})")
     out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride))
     return _Geometry(n, c, o, groups, tuple(size), tuple(kernel), stride, dilation, pads, out)
+
+
+def _check_spatial(x_shape, who):
+    """torch takes empty spatial dims only with an empty batch or no channels."""
+    n, c, *size = x_shape
+    if n and c and 0 in size:
+        raise ValueError(f"{who}: an input with an empty spatial dim needs an empty batch or no channels, "
+                         f"got shape {tuple(x_shape)}")
 
 
 def _check_kernel(lead, kernel, w_shape, who):
@@ -537,6 +546,7 @@ def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, group
     n, c_in, *size = x_shape
     w_in, og, *kernel = w_shape
     _check_kernel(w_in, kernel, w_shape, who)
+    _check_spatial(x_shape, who)
     if c_in != w_in:
         raise ValueError(f"{who}: expected input with {w_in} channels (weight {tuple(w_shape)}), "
                          f"got shape {tuple(x_shape)}")
