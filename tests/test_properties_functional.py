@@ -465,7 +465,8 @@ PENDING = {
        for d in (1, 2, 3)},
     **{f"conv{t}{d}d": [("Only zero batch or zero channel inputs are supported",
                          "an input with an empty spatial dim (but a batch and channels) is taken; torch refuses it"),
-                        ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite (C_out, L)")]
+                        ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite "
+                                            "(C_out, L)")]
        for t in ("", "_transpose") for d in (1, 2, 3)},
     **{f"max_pool{d}d{w}": [("torch's int", "integer input gives a floating output; torch keeps the integer dtype")]
        for d in (1, 2, 3) for w in ("", "_with_indices")},
