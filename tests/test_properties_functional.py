@@ -460,20 +460,14 @@ def _reference_grads(name, case, grads):
 # Discrepancies found in files another engineer was editing (conv.py, pooling.py), not
 # fixed here: function -> [(a substring of the failure, what is wrong)]. A fix removes its entry.
 PENDING = {
-    "conv_tbc": [("needs an empty batch or no channels", "an empty sequence (T = 0) is refused, padded or not, "
-                                                         "since 692b4b1; torch pads it and convolves"),
-                 ("Bias must be 1-D", "a bias of more than one dim is taken (torch refuses it)")],
     **{f"lp_pool{d}d": [(":int64, 2, (1, 3), stride=None, ceil_mode=True): output 0",
                          "integer input with ceil_mode: values differ from torch's on the same data as float")]
        for d in (1, 2, 3)},
-    **{f"conv{t}{d}d": [("Only zero batch or zero channel inputs are supported",
-                         "an input with an empty spatial dim (but a batch and channels) is taken; torch refuses it"),
-                        ("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite "
+    **{f"conv{t}{d}d": [("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite "
                                             "(C_out, L)")]
        for t in ("", "_transpose") for d in (1, 2, 3)},
     **{f"max_pool{d}d{w}": [("torch's int", "integer input gives a floating output; torch keeps the integer dtype")]
        for d in (1, 2, 3) for w in ("", "_with_indices")},
-    **{f"max_unpool{d}d": [("torchlite fails with", "an empty batch: numpy reshape error")] for d in (1, 2, 3)},
 }
 
 # Integer and bool data into a function that computes in floating point is cast to the default

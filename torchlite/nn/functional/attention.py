@@ -80,7 +80,7 @@ def _check(query, key, value, enable_gqa):
                          f"got key shape {key.shape} and value shape {value.shape}")
     if enable_gqa:
         hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
-        if hq % hk or hq % hv:
+        if not hk or not hv or hq % hk or hq % hv:
             raise ValueError(f"scaled_dot_product_attention: with enable_gqa the query heads ({hq}) must be a "
                              f"multiple of the key heads ({hk}) and value heads ({hv})")
 

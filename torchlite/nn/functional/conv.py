@@ -488,18 +488,20 @@ def conv3d_backward(grad_output, input, weight, bias=None, stride=1, padding=0, 
 def conv_tbc(input, weight, bias, pad=0):
     """1d convolution over (time, batch, channels) sequences: input (T, N, C_in), weight (k, C_in, C_out),
     bias (C_out,), ``pad`` zero steps on both ends -> (T + 2*pad - k + 1, N, C_out)."""
-    x, w = _tbc_args(input, weight, "conv_tbc")
-    if x.shape[0] + 2 * pad + 1 == w.shape[0]:  # exactly one step short of a window: empty, as torch
-        return np.empty((0, x.shape[1], w.shape[2]), w.dtype)
+    x, w = _tbc_args(input, weight, "conv_tbc", bias)
+    steps = x.shape[0] + 2 * pad - w.shape[0] + 1
+    if x.shape[0] == 0 or steps == 0:  # only padding (or one step short of a window): the bias, as torch
+        return np.broadcast_to(np.asarray(bias, w.dtype), (max(steps, 0), x.shape[1], w.shape[2])).copy()
     y = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, who="conv_tbc")
     return np.ascontiguousarray(y.transpose(2, 0, 1))
 
 
 def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
     """(dx, dweight, dbias) of ``conv_tbc``: shapes of input, weight and bias."""
-    x, w = _tbc_args(input, weight, "conv_tbc_backward")
-    if x.shape[0] + 2 * pad + 1 == w.shape[0]:  # an empty output: nothing flowed through
-        return np.zeros_like(x), np.zeros_like(w), np.zeros(w.shape[2], w.dtype)
+    x, w = _tbc_args(input, weight, "conv_tbc_backward", bias)
+    if x.shape[0] == 0 or x.shape[0] + 2 * pad + 1 == w.shape[0]:  # only the bias met the gradient
+        g = np.asarray(grad_output, dtype=w.dtype)
+        return np.zeros_like(x), np.zeros_like(w), g.sum(axis=(0, 1))
     _, ctx = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, return_context=True,
                      who="conv_tbc_backward")
     g = np.asarray(grad_output, dtype=w.dtype).transpose(1, 2, 0)
@@ -507,11 +509,13 @@ def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
     return np.ascontiguousarray(dx.transpose(2, 0, 1)), np.ascontiguousarray(dw.transpose(2, 1, 0)), db
 
 
-def _tbc_args(input, weight, who):
+def _tbc_args(input, weight, who, bias):
     x, w = np.asarray(input), np.asarray(weight)
     if x.ndim != 3 or w.ndim != 3:
         raise ValueError(f"{who}: expected input (T, N, C_in) and weight (k, C_in, C_out), got shapes "
                          f"{x.shape} and {w.shape}")
+    if np.shape(bias) != w.shape[2:]:
+        raise ValueError(f"{who}: expected bias ({w.shape[2]},), got shape {np.shape(bias)}")
     if x.shape[2] != w.shape[1]:
         raise ValueError(f"{who}: input has {x.shape[2]} channels but weight {w.shape} expects {w.shape[1]}")
     return x.astype(w.dtype, copy=False), w

@@ -38,9 +38,9 @@ def _check_weight(weight, who):
 def _padding(padding_idx, num_embeddings):
     if padding_idx is None:
         return None
-    if not -num_embeddings <= padding_idx < num_embeddings:
+    if padding_idx > 0 and padding_idx >= num_embeddings or padding_idx < -num_embeddings:  # 0 always passes, as torch
         raise ValueError(f"padding_idx must be within num_embeddings ({num_embeddings}), got {padding_idx}")
-    return padding_idx % num_embeddings
+    return padding_idx if padding_idx >= 0 else padding_idx + num_embeddings
 
 
 def _scatter_rows(rows, scale, values, num_rows):

@@ -565,6 +565,9 @@ def adaptive_max_pool3d_with_indices(input, output_size, return_indices=False):
 def _unpool_size(x, d, kernel, stride, padding, output_size, who):
     default = tuple((i - 1) * s - 2 * p + k for i, s, p, k in zip(x.shape[-d:], stride, padding, kernel))
     if output_size is None:
+        if min(default) < 0:
+            raise ValueError(f"{who}: input {x.shape} with kernel {kernel}, stride {stride} and padding {padding} "
+                             f"gives a negative output size {default}")
         return default
     size = tuple(int(v) for v in output_size)
     if len(size) == d + 2:
@@ -596,6 +599,8 @@ def max_unpool_nd(input, indices, d, kernel_size, stride=None, padding=0, output
     padding = _ntuple(padding, d, "padding", who)
     out = _unpool_size(x, d, kernel, stride, padding, output_size, who)
     plane = math.prod(out)
+    if plane == 0:  # nothing to put anywhere, as torch
+        return np.zeros(x.shape[:-d] + out, dtype=x.dtype)
     if index.size and (index.min() < 0 or index.max() >= plane):
         bad = int(index.max() if index.max() >= plane else index.min())
         raise ValueError(f"{who}: found an invalid max index {bad} (output plane {out} has {plane} elements)")
