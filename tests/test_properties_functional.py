@@ -460,8 +460,8 @@ def _reference_grads(name, case, grads):
 # Discrepancies found in files another engineer was editing (conv.py, pooling.py), not
 # fixed here: function -> [(a substring of the failure, what is wrong)]. A fix removes its entry.
 PENDING = {
-    **{f"lp_pool{d}d": [(":int64, 2, (1, 3), stride=None, ceil_mode=True): output 0",
-                         "integer input with ceil_mode: values differ from torch's on the same data as float")]
+    **{f"lp_pool{d}d": [(":int64, ", "integer input: torch powers and averages in integer arithmetic (truncating); "
+                                      "torchlite computes in the default float dtype")]
        for d in (1, 2, 3)},
     **{f"conv{t}{d}d": [("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite "
                                             "(C_out, L)")]

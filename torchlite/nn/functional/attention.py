@@ -78,6 +78,12 @@ def _check(query, key, value, enable_gqa):
     if key.shape[-2] != value.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: key and value need the same sequence length S, "
                          f"got key shape {key.shape} and value shape {value.shape}")
+    lead = [x.shape[:-3 if enable_gqa and x.ndim > 2 else -2] for x in (query, key, value)]
+    try:
+        np.broadcast_shapes(*lead)
+    except ValueError:
+        raise ValueError(f"scaled_dot_product_attention: the batch shape of query {query.shape}, key {key.shape} and "
+                         f"value {value.shape} does not broadcast") from None
     if enable_gqa:
         hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
         if not hk or not hv or hq % hk or hq % hv:

@@ -157,6 +157,9 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None; only mode='sum' supports it, "
                                   f"got mode={mode!r}")
     _check_weight(weight, "embedding_bag")
+    if per_sample_weights is not None and np.shape(per_sample_weights) != np.shape(input):
+        raise ValueError(f"embedding_bag: per_sample_weights must have the input's shape {np.shape(input)}, "
+                         f"got {np.shape(per_sample_weights)}")
     idx, bag, B = _bags(check_indices(input, weight.shape[0], "embedding_bag"), offsets, include_last_offset)
     if max_norm is not None:
         embedding_renorm_(weight, idx, max_norm, norm_type)
