@@ -307,7 +307,7 @@ DELIBERATE_REFUSALS = {
                            "torch reads uninitialized memory there")]
        for mode in ("Circular", "Replication", "Reflection") for d in (1, 2, 3)},
     **{f"{kind}{d}d": [(_message("which is too small"), "a transposed convolution with an empty output is refused")]
-       for kind in ("Conv", "ConvTranspose") for d in (1, 2, 3)},
+       for kind in ("Conv", "ConvTranspose", "LazyConv", "LazyConvTranspose") for d in (1, 2, 3)},
 }
 
 for _d in (2, 3):
