@@ -211,3 +211,11 @@ def test_skip_init_nested_modules_and_bad_args():
     with pytest.raises(TypeError):
         skip_init(nn.Linear, 3)  # constructor errors pass through
     assert skip_init(nn.Linear, 3, 4, device="cpu").weight.shape == (4, 3)
+
+
+def test_memory_format_converters_return_the_module_unchanged():
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Conv3d(3, 1, 1))
+    before = {k: v.copy() for k, v in model.state_dict().items()}
+    assert nn.utils.convert_conv2d_weight_memory_format(model, "channels_last") is model
+    assert nn.utils.convert_conv3d_weight_memory_format(model, "channels_last_3d") is model
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())

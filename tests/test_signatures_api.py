@@ -303,8 +303,6 @@ UTILS_MODULES = ["", ".rnn", ".parametrize", ".parametrizations"]
 
 # torch.nn.utils functions torchlite does not provide, and why (compared all the same once one is there)
 UTILS_NOT_PROVIDED = {
-    "convert_conv2d_weight_memory_format": "torch memory formats (channels_last) have no NumPy counterpart",
-    "convert_conv3d_weight_memory_format": "torch memory formats (channels_last) have no NumPy counterpart",
 }
 
 

@@ -4,6 +4,7 @@ flattening parameters to a vector, weight and spectral normalization, pruning
 from . import parametrizations, parametrize, prune, rnn
 from .clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .convert_parameters import parameters_to_vector, vector_to_parameters
+from .memory_format import convert_conv2d_weight_memory_format, convert_conv3d_weight_memory_format
 from .fusion import (fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
                      skip_init)
 from .spectral_norm import remove_spectral_norm, spectral_norm
@@ -14,3 +15,4 @@ __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "clip_grads_
            "weight_norm", "remove_weight_norm", "spectral_norm", "remove_spectral_norm"]
 __all__ += ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
             "skip_init"]
+__all__ += ["convert_conv2d_weight_memory_format", "convert_conv3d_weight_memory_format"]
