@@ -287,3 +287,14 @@ def test_max_unpool_takes_an_empty_batch_and_torchs_output_size_lengths():
         torch.nn.functional.max_unpool2d(torch.tensor(x), torch.tensor(i), 2, output_size=(2, 8, 8))
     with pytest.raises(ValueError, match="2 or 4 elements"):
         F.max_unpool2d(x, i, 2, output_size=(2, 8, 8))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8, np.int8])
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)])
+def test_max_pool_keeps_integer_input_integer_as_torch(dtype, kwargs):
+    x = np.random.default_rng(0).integers(0, 9, (2, 3, 5, 5)).astype(dtype)
+    out, index = F.max_pool2d_with_indices(x, **kwargs)
+    t_out, t_index = torch.nn.functional.max_pool2d_with_indices(torch.tensor(x), **kwargs)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, t_out.numpy())
+    np.testing.assert_array_equal(index, t_index.numpy())

@@ -466,8 +466,6 @@ PENDING = {
     **{f"conv{t}{d}d": [("output 0: shape", "unbatched input with C_in = 0: torch returns (0, L), torchlite "
                                             "(C_out, L)")]
        for t in ("", "_transpose") for d in (1, 2, 3)},
-    **{f"max_pool{d}d{w}": [("torch's int", "integer input gives a floating output; torch keeps the integer dtype")]
-       for d in (1, 2, 3) for w in ("", "_with_indices")},
 }
 
 # Integer and bool data into a function that computes in floating point is cast to the default

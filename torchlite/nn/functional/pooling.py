@@ -69,12 +69,13 @@ class _PoolGeometry(namedtuple("_PoolGeometry", "size kernel stride padding dila
         return (Ellipsis,) + tuple(slice(p, p + s) for p, s in zip(self.padding, self.size))
 
 
-def _check_input(x, d, who):
+def _check_input(x, d, who, keep_integers=False):
+    """``x`` as an array of (N, C, *spatial) or (C, *spatial), floating unless ``keep_integers``."""
     x = np.asarray(x)
     if x.ndim not in (d + 1, d + 2) or 0 in x.shape[-d:]:
         raise ValueError(f"{who}: expected input (N, C, {_SPATIAL[d]}) or (C, {_SPATIAL[d]}) with non-empty "
                          f"spatial dims, got shape {x.shape}")
-    if x.dtype.kind != "f":
+    if x.dtype.kind != "f" and not (keep_integers and x.dtype.kind in "iu"):
         x = x.astype(get_default_dtype())
     return x
 
@@ -136,9 +137,9 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     ``max_pool_nd_backward`` if ``return_context``.
     """
     who = who or f"max_pool{d}d"
-    x = _check_input(input, d, who)
+    x = _check_input(input, d, who, keep_integers=True)  # a max of integers stays integer, as torch
     geo = _pool_geometry(x.shape, d, kernel_size, stride, padding, dilation, ceil_mode, who)
-    xp = _pad_to(x, geo, -np.inf)
+    xp = _pad_to(x, geo, -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
     need_arg = return_indices or return_context
     best = np.empty(xp.shape[:-d] + geo.out, x.dtype)
     arg = np.empty(best.shape, _tap_dtype(math.prod(geo.kernel))) if need_arg else None
