@@ -14,6 +14,7 @@ from collections import namedtuple
 import numpy as np
 
 from ...random import get_generator
+from ._broadcast import sum_to
 from .linear import linear, linear_backward
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "multi_head_attention_forward",
@@ -112,15 +113,6 @@ def _sum_heads(grad, heads):
     return grad.reshape(grad.shape[:-3] + (heads, reps) + grad.shape[-2:]).sum(axis=-3)
 
 
-def _reduce_to(grad, shape):
-    """Sum a broadcast gradient back to the shape of the input it came from."""
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape) if n == 1 and grad.shape[i + lead] != 1)
-    return grad.sum(axis=axes, keepdims=True).reshape(shape)
-
-
 def dropout_keep(shape, p, dtype):
     """The dropout multiplier: 0 where dropped, 1/(1-p) where kept (from the global generator)."""
     if p >= 1:
@@ -217,7 +209,7 @@ def scaled_dot_product_attention_backward(grad_output, query, key, value, attn, 
     dq, dk, dv = attention_backward(grad, query, k, v, attn, keep, scale)
     if enable_gqa:
         dk, dv = _sum_heads(dk, key.shape[-3]), _sum_heads(dv, value.shape[-3])
-    return _reduce_to(dq, query.shape), _reduce_to(dk, key.shape), _reduce_to(dv, value.shape)
+    return sum_to(dq, query.shape), sum_to(dk, key.shape), sum_to(dv, value.shape)
 
 
 # ----------------------------------------------------------------------------- multi-head attention

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from ._broadcast import sum_to
 from .activation import _as_float, _dim_index
 
 __all__ = ["pairwise_distance", "pairwise_distance_backward", "cosine_similarity", "cosine_similarity_backward",
@@ -34,14 +35,6 @@ def _pair(who, x1, x2):
     except ValueError:
         raise ValueError(f"{who}: x1 of shape {a.shape} and x2 of shape {b.shape} do not broadcast") from None
     return a, b
-
-
-def _sum_to(grad, shape):
-    """A gradient taken over the broadcast shape, summed back to an input's ``shape``."""
-    lead = grad.ndim - len(shape)
-    grad = grad.sum(axis=tuple(range(lead))) if lead else grad
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    return grad.sum(axis=axes, keepdims=True) if axes else grad
 
 
 # ----------------------------------------------------------------------------- p-norm distance
@@ -103,10 +96,10 @@ def _pairwise_distance(x1, x2, p, eps, keepdim, who):
 def _pairwise_distance_backward(grad_output, d, norm, p, shape1, shape2):
     g = np.asarray(grad_output, dtype=d.dtype)
     if g.size != math.prod(norm.shape[:-1]):  # a triplet loss hands in its broadcast shape
-        g = _sum_to(g, norm.shape[:-1])
+        g = sum_to(g, norm.shape[:-1])
     g = g.reshape(norm.shape[:-1] + (1,))
     dd = _vector_norm_backward(g, d, norm, p).reshape(np.broadcast_shapes(shape1, shape2))
-    return _sum_to(dd, shape1), _sum_to(np.negative(dd), shape2)
+    return sum_to(dd, shape1), sum_to(np.negative(dd), shape2)
 
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
@@ -155,7 +148,7 @@ def _cosine_similarity_backward(grad_output, saved, eps, shape1, shape2):
     shape = np.broadcast_shapes(shape1, shape2)
     g1 = one_side(a, b_hat, n1).reshape(shape)
     g2 = one_side(b, a_hat, n2).reshape(shape)
-    return _sum_to(g1, shape1), _sum_to(g2, shape2)
+    return sum_to(g1, shape1), sum_to(g2, shape2)
 
 
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):

@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from ._broadcast import sum_to
+
 __all__ = ["linear", "linear_backward", "bilinear", "bilinear_backward"]
 
 
@@ -62,7 +64,7 @@ def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True, 
     if weight.ndim == 1:
         g = np.asarray(grad, dtype=weight.dtype)
         dweight = np.tensordot(g, x, axes=g.ndim)
-        dbias = _sum_to(g, bias_shape or ()) if need_bias_grad else None
+        dbias = sum_to(g, bias_shape or ()) if need_bias_grad else None
         dx = np.multiply.outer(g, weight) if need_input_grad else None
         return dx, dweight, dbias
     g2 = _rows(grad)
@@ -70,16 +72,9 @@ def linear_backward(grad, x, weight, need_input_grad=True, need_bias_grad=True, 
     dweight = g2.T @ x2
     dbias = None
     if need_bias_grad:
-        dbias = g2.sum(axis=0) if bias_shape in (None, (weight.shape[0],)) else _sum_to(grad, bias_shape)
+        dbias = g2.sum(axis=0) if bias_shape in (None, (weight.shape[0],)) else sum_to(grad, bias_shape)
     dx = (g2 @ weight).reshape(x.shape) if need_input_grad else None
     return dx, dweight, dbias
-
-
-def _sum_to(g, shape):
-    """``g`` summed over the axes that broadcasting added or stretched to reach it from ``shape``."""
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1)
-    return g.sum(axis=axes, keepdims=True).reshape(shape) if axes else g.reshape(shape).copy()
 
 
 def bilinear(input1, input2, weight, bias=None):

@@ -22,6 +22,7 @@ from ..._scipy import special
 
 from ...grad_mode import enable_grad, no_grad
 from .._checks import zero_d_safe
+from ._broadcast import sum_to
 from .activation import _as_float, _log_softmax, _softplus1
 from .distance import _pairwise_distance, _pairwise_distance_backward
 
@@ -144,19 +145,6 @@ def _upstream(grad_output, reduction, count, dtype):
     return g
 
 
-def _sum_to(grad, shape):
-    """Sum a gradient taken over a broadcast shape back to the array's own ``shape``."""
-    if grad.shape == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    if lead:
-        grad = grad.sum(axis=tuple(range(lead)))
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
-    if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
-    return grad
-
-
 def _weighted(loss, weight, reduction, mean_over_weight):
     """Apply the optional per-element weight of mse/l1/huber and reduce as torch does."""
     if weight is None:
@@ -205,7 +193,7 @@ def mse_loss_backward(grad_output, input, target, *, reduction="mean", weight=No
     d = np.subtract(input, target)
     d *= 2
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, True, d.dtype)
-    return _sum_to(d, input.shape)
+    return sum_to(d, input.shape)
 
 
 @zero_d_safe
@@ -231,7 +219,7 @@ def l1_loss_backward(grad_output, input, target, *, reduction="mean", weight=Non
     d = np.subtract(input, target)
     np.sign(d, out=d)
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, True, d.dtype)
-    return _sum_to(d, input.shape)
+    return sum_to(d, input.shape)
 
 
 def _huber_elementwise(x, t, delta):
@@ -276,7 +264,7 @@ def smooth_l1_loss_backward(grad_output, input, target, *, reduction="mean", bet
         np.clip(d, -beta, beta, out=d)
         d /= beta
     d *= _upstream(grad_output, reduction, d.size, d.dtype)
-    return _sum_to(d, input.shape)
+    return sum_to(d, input.shape)
 
 
 @zero_d_safe
@@ -304,7 +292,7 @@ def huber_loss_backward(grad_output, input, target, reduction="mean", delta=1.0,
     d = np.subtract(input, target)
     np.clip(d, -delta, delta, out=d)
     d *= _weighted_upstream(grad_output, reduction, d.shape, weight, False, d.dtype)
-    return _sum_to(d, input.shape)
+    return sum_to(d, input.shape)
 
 
 # ----------------------------------------------------------------------------- classification
@@ -749,7 +737,7 @@ def kl_div_backward(grad_output, input, target, *, reduction="mean", log_target=
             d *= np.asarray(grad_output, dtype=x.dtype) / (x.shape[0] if x.ndim else 1)
     else:
         d *= _upstream(grad_output, reduction, d.size, x.dtype)
-    return _sum_to(d, x.shape)
+    return sum_to(d, x.shape)
 
 
 def _gaussian_var(who, var, x):
@@ -817,8 +805,8 @@ def gaussian_nll_loss_backward(grad_output, input, target, var, full=False, eps=
         np.multiply(dv, dv, out=dv)
         np.subtract(np.reciprocal(vc), dv, out=dv)
         dv *= 0.5 * g
-        grad_var = _sum_to(dv, v.shape).reshape(np.shape(var))
-    return _sum_to(d, x.shape), grad_var
+        grad_var = sum_to(dv, v.shape).reshape(np.shape(var))
+    return sum_to(d, x.shape), grad_var
 
 
 @zero_d_safe
@@ -863,7 +851,7 @@ def poisson_nll_loss_backward(grad_output, input, target, log_input=True, full=F
         d = np.divide(target, x + eps)
         np.subtract(1, d, out=d)
     d *= _upstream(grad_output, reduction, d.size, x.dtype)
-    return _sum_to(d, x.shape)
+    return sum_to(d, x.shape)
 
 
 # ----------------------------------------------------------------------------- margins
@@ -926,7 +914,7 @@ def margin_ranking_loss_backward(grad_output, input1, input2, target, margin=0, 
     np.subtract(margin, v, out=v)
     d = np.multiply(target, v >= 0)
     d *= _upstream(grad_output, reduction, d.size, d.dtype)
-    return _sum_to(np.negative(d), np.shape(input1)), _sum_to(d, np.shape(input2))
+    return sum_to(np.negative(d), np.shape(input1)), sum_to(d, np.shape(input2))
 
 
 @zero_d_safe
@@ -957,7 +945,7 @@ def hinge_embedding_loss_backward(grad_output, input, target, margin=1.0, *, red
     d = np.multiply(np.subtract(margin, x) >= 0, target != 1, dtype=x.dtype)
     np.subtract(target != -1, d, out=d)
     d *= _upstream(grad_output, reduction, d.size, x.dtype)
-    return _sum_to(d, x.shape)
+    return sum_to(d, x.shape)
 
 
 def _cosine_parts(x1, x2):
