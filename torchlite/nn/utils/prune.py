@@ -309,13 +309,8 @@ class RandomUnstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
-        tensor_size = t.size
-        nparams_toprune = _compute_nparams_toprune(self.amount, tensor_size)
-        _validate_pruning_amount(nparams_toprune, tensor_size)
-        mask = np.array(default_mask, order="C")
-        if nparams_toprune != 0:
-            np.put(mask, get_generator().choice(tensor_size, nparams_toprune, replace=False), 0)
-        return mask
+        return _unstructured_mask(self.amount, t, default_mask,
+                                  lambda k: get_generator().choice(t.size, k, replace=False))
 
     @classmethod
     def apply(cls, module, name, amount):
@@ -338,13 +333,7 @@ class L1Unstructured(BasePruningMethod):
         self.amount = amount
 
     def compute_mask(self, t, default_mask):
-        tensor_size = t.size
-        nparams_toprune = _compute_nparams_toprune(self.amount, tensor_size)
-        _validate_pruning_amount(nparams_toprune, tensor_size)
-        mask = np.array(default_mask, order="C")
-        if nparams_toprune != 0:
-            np.put(mask, _smallest(np.abs(t), nparams_toprune), 0)
-        return mask
+        return _unstructured_mask(self.amount, t, default_mask, lambda k: _smallest(np.abs(t), k))
 
     @classmethod
     def apply(cls, module, name, amount, importance_scores=None):
@@ -452,6 +441,16 @@ class CustomFromMask(BasePruningMethod):
     def apply(cls, module, name, mask):
         """Prune ``module.<name>`` where ``mask`` is 0."""
         return super().apply(module, name, mask=mask)
+
+
+def _unstructured_mask(amount, t, default_mask, choose):
+    """``default_mask`` with ``amount`` of ``t``'s entries zeroed; ``choose(k)`` gives their flat indices."""
+    nparams_toprune = _compute_nparams_toprune(amount, t.size)
+    _validate_pruning_amount(nparams_toprune, t.size)
+    mask = np.array(default_mask, order="C")
+    if nparams_toprune != 0:
+        np.put(mask, choose(nparams_toprune), 0)
+    return mask
 
 
 def _smallest(values, k):
