@@ -225,8 +225,8 @@ class Module:
         return _hooks.add_hook(self._load_state_dict_post_hooks, hook, False)
 
     def _has_hooks(self):
-        d = self.__dict__
-        return bool(d["_forward_pre_hooks"] or d["_forward_hooks"] or d["_backward_pre_hooks"] or d["_backward_hooks"])
+        d = self.__dict__  # not getattr: _has_hooks runs for every child on every Sequential forward
+        return any(d[name] for name in _HOOK_DICTS)
 
     def save_for_backward(self, *values):
         """Push ``values`` for the next ``backward``; a no-op under ``no_grad()``."""

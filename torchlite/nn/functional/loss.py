@@ -537,11 +537,10 @@ def cross_entropy_backward(grad_output, input, target, weight=None, *, ignore_in
 
 def _hard_cross_entropy_backward(grad_output, logp, t, w, ignore_index, reduction, label_smoothing):
     if _plain(logp, t, w, ignore_index, label_smoothing):
-        g = _class_upstream(grad_output, reduction, len(t), t.shape, logp.dtype)
-        g = g[:, None] if g.ndim else g
+        g = _class_upstream(grad_output, reduction, len(t), t.shape, logp.dtype)  # () or, for 'none', (N,)
         dx = np.exp(logp)
-        dx *= g
-        dx[np.arange(len(t)), t] -= g[:, 0] if g.ndim else g
+        dx *= g[:, None] if g.ndim else g
+        dx[np.arange(len(t)), t] -= g
         return dx
     safe, valid, wt = _class_weights(t, w, ignore_index, logp.dtype)
     g = _class_upstream(grad_output, reduction, wt.sum(), t.shape, logp.dtype)
