@@ -15,7 +15,7 @@ import numpy as np
 
 from ...random import get_generator
 from ._broadcast import sum_to
-from .linear import linear, linear_backward
+from .linear import _rows, linear, linear_backward  # _rows: one BLAS call, not numpy's stacked 3-D @ 2-D
 
 __all__ = ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "multi_head_attention_forward",
            "multi_head_attention_backward"]
@@ -224,11 +224,6 @@ _MHASaved = namedtuple("_MHASaved", [
     "q", "k", "v", "fused", "packed", "proj_weights", "has_in_bias", "qh", "kh", "vh", "attn", "keep", "merged",
     "out_proj_weight", "has_out_bias", "bias_kv", "add_zero_attn", "static_k", "static_v", "batch_first", "batched",
     "need_weights", "average_attn_weights"])
-
-
-def _rows(x):
-    """(..., F) as a 2-D (rows, F) array: one BLAS call, where numpy's stacked 3-D @ 2-D is many times slower."""
-    return x.reshape(-1, x.shape[-1])
 
 
 def _heads(x, num_heads):
