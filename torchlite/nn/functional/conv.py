@@ -489,9 +489,9 @@ def conv_tbc(input, weight, bias, pad=0):
     """1d convolution over (time, batch, channels) sequences: input (T, N, C_in), weight (k, C_in, C_out),
     bias (C_out,), ``pad`` zero steps on both ends -> (T + 2*pad - k + 1, N, C_out)."""
     x, w = _tbc_args(input, weight, "conv_tbc", bias)
-    steps = x.shape[0] + 2 * pad - w.shape[0] + 1
-    if x.shape[0] == 0 or steps == 0:  # only padding (or one step short of a window): the bias, as torch
-        return np.broadcast_to(np.asarray(bias, w.dtype), (max(steps, 0), x.shape[1], w.shape[2])).copy()
+    if _tbc_bias_only(x, w, pad):
+        steps = max(x.shape[0] + 2 * pad - w.shape[0] + 1, 0)
+        return np.broadcast_to(np.asarray(bias, w.dtype), (steps, x.shape[1], w.shape[2])).copy()
     y = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, who="conv_tbc")
     return np.ascontiguousarray(y.transpose(2, 0, 1))
 
@@ -499,7 +499,7 @@ def conv_tbc(input, weight, bias, pad=0):
 def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
     """(dx, dweight, dbias) of ``conv_tbc``: shapes of input, weight and bias."""
     x, w = _tbc_args(input, weight, "conv_tbc_backward", bias)
-    if x.shape[0] == 0 or x.shape[0] + 2 * pad + 1 == w.shape[0]:  # only the bias met the gradient
+    if _tbc_bias_only(x, w, pad):
         g = np.asarray(grad_output, dtype=w.dtype)
         return np.zeros_like(x), np.zeros_like(w), g.sum(axis=(0, 1))
     _, ctx = conv_nd(x.transpose(1, 2, 0), w.transpose(2, 1, 0), bias, padding=pad, return_context=True,
@@ -507,6 +507,12 @@ def conv_tbc_backward(grad_output, input, weight, bias, pad=0):
     g = np.asarray(grad_output, dtype=w.dtype).transpose(1, 2, 0)
     dx, dw, db = conv_nd_backward(g, ctx)
     return np.ascontiguousarray(dx.transpose(2, 0, 1)), np.ascontiguousarray(dw.transpose(2, 1, 0)), db
+
+
+def _tbc_bias_only(x, w, pad):
+    """Whether the output is the bias alone, as torch makes it: an empty sequence (all padding) or one
+    step short of a window (an empty output)."""
+    return x.shape[0] == 0 or x.shape[0] + 2 * pad + 1 == w.shape[0]
 
 
 def _tbc_args(input, weight, who, bias):
