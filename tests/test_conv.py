@@ -82,6 +82,21 @@ def test_conv_transpose_parity(case, dtype):
     assert out.dtype == dtype
 
 
+@pytest.mark.parametrize("samples", [1, 2])  # one sample per chunk; two, the last chunk short
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("case", [CONV_CASES[1], CONV_CASES[3], CONV_CASES[17]], ids=lambda c: f"{c[0]}d-{c[4]}")
+def test_input_grad_in_sample_chunks(case, transposed, samples, monkeypatch):
+    """The input gradient (and a transposed conv's forward) built chunk by chunk of samples equals torch's."""
+    monkeypatch.setattr(conv_impl, "_input_grad_chunk", lambda geo: samples)
+    dims, cin, cout, k, kwargs, shape = case
+    kwargs = {key: v for key, v in kwargs.items() if key != "padding_mode"}
+    if transposed:
+        kwargs.pop("padding", None)
+    tl, th = _modules(dims, cin, cout, k, kwargs, transposed)
+    x = np.random.default_rng(5).standard_normal((5,) + shape[1:])
+    check_parity(tl, th, x, dtype=np.float64)
+
+
 # Both column layouts on the same convolutions, through the functional twins.
 LAYOUT_CASES = [
     (2, (2, 4, 7, 6), (6, 2, 3, 2), dict(stride=(2, 1), padding=1, dilation=(1, 2), groups=2)),
