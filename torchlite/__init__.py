@@ -9,6 +9,7 @@ from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detec
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .random import get_generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .serialization import CheckpointError, load, save
+from ._printing import set_printoptions
 from ._threads import (are_deterministic_algorithms_enabled, get_num_threads, is_deterministic_algorithms_warn_only_enabled,
                        set_num_threads, use_deterministic_algorithms)
 from . import nn  # noqa: E402  (nn needs the pieces above)
@@ -24,5 +25,5 @@ __all__ = [
     "is_grad_enabled", "save", "load", "CheckpointError", "manual_seed", "seed", "initial_seed",
     "get_generator", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
     "set_num_threads", "get_num_threads", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
-    "is_deterministic_algorithms_warn_only_enabled",
+    "is_deterministic_algorithms_warn_only_enabled", "set_printoptions",
 ]
