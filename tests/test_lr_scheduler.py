@@ -263,3 +263,25 @@ def test_children_must_share_the_optimizer():
         L.StepLR(object(), 2)
     with pytest.raises(ValueError, match="momentum or beta1"):
         L.OneCycleLR(optim.Adagrad([Parameter(np.ones(1))]), max_lr=0.1, total_steps=5)
+
+
+def test_custom_scheduler_on_the_old_base_class_name():
+    """Schedulers written against torch's older ``_LRScheduler`` run the same sequence here."""
+    def make(S, optimizer):
+        class Halving(S._LRScheduler):
+            def get_lr(self):
+                return [base * 0.5 ** (self.last_epoch // 3) for base in self.base_lrs]
+
+        return Halving(optimizer)
+
+    tparam = torch.nn.Parameter(torch.zeros(2))
+    topt = torch.optim.SGD([tparam], lr=0.2)
+    opt = optim.SGD([Parameter(np.zeros(2))], lr=0.2)
+    ours, theirs = make(L, opt), make(TL, topt)
+    assert isinstance(ours, L.LRScheduler)
+    for _ in range(10):
+        opt.step()
+        topt.step()
+        ours.step()
+        theirs.step()
+        assert ours.get_last_lr() == pytest.approx(theirs.get_last_lr(), rel=1e-15)

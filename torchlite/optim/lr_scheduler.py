@@ -207,6 +207,10 @@ def _lambdas(optimizer, lr_lambda):
     return list(lr_lambda)
 
 
+class _LRScheduler(LRScheduler):
+    """torch's older name for ``LRScheduler``, kept for custom schedulers that still subclass it."""
+
+
 class LambdaLR(_LambdaState, LRScheduler):
     """``lr = initial_lr * lr_lambda(epoch)``; ``lr_lambda`` may be a list, one per group."""
 
