@@ -425,7 +425,8 @@ def test_conv_tbc_refuses_mismatched_channels():
     ("conv2d", (1, 3, 5, 5), (4, 3, 0, 3), "kernel size should be greater than zero"),
     ("conv_transpose2d", (1, 0, 5, 5), (0, 4, 3, 3), "at least 1 filter"),
     ("conv_transpose2d", (1, 3, 5, 5), (3, 4, 0, 3), "kernel size should be greater than zero"),
-    ("conv1d", (1, 3, 5), (2, 3, 0), "kernel size should be greater than zero")])
+    ("conv1d", (1, 3, 5), (2, 3, 0), "kernel size should be greater than zero"),
+    *[(f"conv_transpose{d}d", (1, 3) + (4,) * d, (3, 0) + (2,) * d, "at least 1 output channel") for d in (1, 2, 3)]])
 def test_empty_weights_are_refused_as_torch(fn, x_shape, w_shape, message):
     with pytest.raises(RuntimeError):
         getattr(torch.nn.functional, fn)(torch.ones(x_shape), torch.ones(w_shape))

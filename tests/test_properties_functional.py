@@ -545,6 +545,8 @@ DELIBERATE_VALUES = {
        for n in ("pixel_shuffle", "pixel_unshuffle")},
     "scaled_dot_product_attention": [(_empty_x, "empty inputs broadcast their leading dims as any other (torch's "
                                                 "empty path takes the query's)")],
+    "instance_norm": [(_empty_x, "an empty batch leaves the running statistics as they were; torch averages over "
+                                 "no instances and writes NaN into them")],
     "interpolate": [(lambda case: _consts(case).get("antialias") and _out_width(case) == 1,
                      "antialiased resizing to a width of 1: torch's vertical pass then repeats its first row")],
 }

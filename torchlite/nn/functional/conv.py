@@ -317,7 +317,7 @@ INPUT_GRAD_ELEMENTS = 1 << 19  # per-tap products of one chunk of samples: 2 MB 
 
 def _input_grad_chunk(geo):
     """Samples per chunk of the input gradient: their per-tap products fit in ``INPUT_GRAD_ELEMENTS``."""
-    return max(1, INPUT_GRAD_ELEMENTS // (geo.taps * geo.pixels // geo.n * geo.c))
+    return max(1, INPUT_GRAD_ELEMENTS // max(1, geo.taps * geo.pixels // geo.n * geo.c))
 
 
 def _input_grad(gmat, w, geo, ws):
@@ -577,6 +577,9 @@ def _transpose_geometry(x_shape, w_shape, stride, padding, output_padding, group
     n, c_in, *size = x_shape
     w_in, og, *kernel = w_shape
     _check_kernel(w_in, kernel, w_shape, who)
+    if og == 0:
+        raise ValueError(f"{who}: expected weight (C_in, C_out/groups, *kernel) with at least 1 output channel, "
+                         f"got shape {tuple(w_shape)}")
     _check_spatial(x_shape, who)
     if c_in != w_in:
         raise ValueError(f"{who}: expected input with {w_in} channels (weight {tuple(w_shape)}), "
