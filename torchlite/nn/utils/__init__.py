@@ -1,7 +1,8 @@
 """Utilities on parameters and sequences (``torchlite.nn.utils``): gradient clipping,
 flattening parameters to a vector, weight and spectral normalization, pruning
-(``torchlite.nn.utils.prune``), and packed sequences (``torchlite.nn.utils.rnn``)."""
-from . import parametrizations, parametrize, prune, rnn
+(``torchlite.nn.utils.prune``), packed sequences (``torchlite.nn.utils.rnn``) and calls with other
+parameters (``torchlite.nn.utils.stateless``)."""
+from . import parametrizations, parametrize, prune, rnn, stateless
 from .clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from .convert_parameters import parameters_to_vector, vector_to_parameters
 from .memory_format import convert_conv2d_weight_memory_format, convert_conv3d_weight_memory_format
@@ -16,3 +17,4 @@ __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "clip_grads_
 __all__ += ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
             "skip_init"]
 __all__ += ["convert_conv2d_weight_memory_format", "convert_conv3d_weight_memory_format"]
+__all__ += ["stateless"]
