@@ -14,7 +14,7 @@ from ._threads import (are_deterministic_algorithms_enabled, get_num_threads, is
                        set_num_threads, use_deterministic_algorithms)
 from . import nn  # noqa: E402  (nn needs the pieces above)
 from .nn import Module, Parameter
-from . import data, optim, utils  # noqa: E402
+from . import data, func, optim, utils  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -22,7 +22,7 @@ _tune_malloc()  # reuse freed activation memory instead of page-faulting it in e
 
 __all__ = [
     "Module", "Parameter", "nn", "optim", "data", "no_grad", "enable_grad", "inference_mode", "set_grad_enabled",
-    "is_grad_enabled", "save", "load", "CheckpointError", "manual_seed", "seed", "initial_seed",
+    "is_grad_enabled", "func", "save", "load", "CheckpointError", "manual_seed", "seed", "initial_seed",
     "get_generator", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled", "AnomalyError", "get_rng_state", "set_rng_state", "set_default_dtype", "get_default_dtype",
     "set_num_threads", "get_num_threads", "use_deterministic_algorithms", "are_deterministic_algorithms_enabled",
     "is_deterministic_algorithms_warn_only_enabled", "set_printoptions",
