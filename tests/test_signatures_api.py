@@ -299,7 +299,7 @@ def test_swa_utils_take_torchs_arguments(name):
 
 
 # ----------------------------------------------------------------------------- (e) torch.nn.utils
-UTILS_MODULES = ["", ".rnn", ".parametrize", ".parametrizations"]
+UTILS_MODULES = ["", ".rnn", ".parametrize", ".parametrizations", ".stateless"]
 
 # torch.nn.utils functions torchlite does not provide, and why (compared all the same once one is there)
 UTILS_NOT_PROVIDED = {
