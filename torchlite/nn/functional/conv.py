@@ -316,8 +316,10 @@ INPUT_GRAD_ELEMENTS = 1 << 19  # per-tap products of one chunk of samples: 2 MB 
 
 
 def _input_grad_chunk(geo):
-    """Samples per chunk of the input gradient: their per-tap products fit in ``INPUT_GRAD_ELEMENTS``."""
-    return max(1, INPUT_GRAD_ELEMENTS // max(1, geo.taps * geo.pixels // geo.n * geo.c))
+    """Samples per chunk of the input gradient: their per-tap products fit in ``INPUT_GRAD_ELEMENTS``,
+    and the chunks are as even as that allows (64 samples in 2 chunks: 32 + 32, not 54 + 10)."""
+    most = max(1, INPUT_GRAD_ELEMENTS // max(1, geo.taps * geo.pixels // geo.n * geo.c))
+    return -(-geo.n // -(-geo.n // most))
 
 
 def _input_grad(gmat, w, geo, ws):
