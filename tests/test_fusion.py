@@ -41,13 +41,13 @@ def test_fused_relu_pool_with_nan_matches_torch():
     check_parity(tl, th, x)
 
 
-def test_plan_runs_pool_before_relu_and_overwrites_fresh_outputs():
+def test_plan_runs_pool_before_relu_overwrites_fresh_outputs_and_hands_pools_channels_last():
     conv, relu, pool = nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)
     lin, relu2 = nn.Linear(2, 2), nn.ReLU()
     steps = plan([conv, relu, pool, nn.Flatten(), lin, relu2])
-    assert [(type(m).__name__, o) for m, o in steps] == [
-        ("Conv2d", False), ("MaxPool2d", False), ("ReLU", True), ("Flatten", False), ("Linear", False),
-        ("ReLU", True)]
+    assert [(type(m).__name__, how) for m, how in steps] == [
+        ("Conv2d", "channels_last"), ("MaxPool2d", None), ("ReLU", "overwrite"), ("Flatten", None), ("Linear", None),
+        ("ReLU", "overwrite")]
 
 
 @pytest.mark.parametrize("modules", [
@@ -123,3 +123,52 @@ def test_subclass_with_its_own_forward_still_backpropagates():
 def test_relu_gradient_passes_at_nan_like_torch():
     x = np.array([[-1.0, np.nan, 0.0, 2.0]])
     check_parity(nn.ReLU(), torch.nn.ReLU(), x)
+
+
+# Convolutions that take the channels-last path (pixel-major columns, one GEMM: C_in/groups * taps >= 256)
+# into max pools of every kind: tiled, overlapping, padded, ceil_mode, 1d/2d/3d.
+CHANNELS_LAST_CASES = {
+    "2d-tiled": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2), m.Flatten()),
+                 (2, 32, 6, 6)),
+    "2d-groups-overlap": (lambda m: m.Sequential(m.Conv2d(64, 8, 3, groups=2, bias=False),
+                                                 m.MaxPool2d(3, stride=1), m.ReLU()), (2, 64, 7, 6)),
+    "2d-padded-ceil": (lambda m: m.Sequential(m.Conv2d(32, 5, (3, 2), stride=(1, 2), padding_mode="reflect",
+                                                        padding=1), m.MaxPool2d(3, 2, padding=1, ceil_mode=True)),
+                       (3, 32, 7, 9)),
+    "1d": (lambda m: m.Sequential(m.Conv1d(64, 4, 5, padding=2), m.ReLU(), m.MaxPool1d(2), m.Linear(5, 3)),
+           (2, 64, 10)),
+    "3d": (lambda m: m.Sequential(m.Conv3d(16, 4, (2, 3, 3)), m.MaxPool3d((1, 2, 2)), m.ReLU()), (2, 16, 3, 6, 6)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", CHANNELS_LAST_CASES)
+def test_conv_into_pool_channels_last_matches_torch(name, dtype):
+    build, shape = CHANNELS_LAST_CASES[name]
+    tl, th = _both(build)
+    assert plan(list(tl))[0][1] == "channels_last"
+    x = np.random.default_rng(3).standard_normal(shape)
+    check_parity(tl, th, x, dtype=dtype)
+
+
+def test_channels_last_conv_output_and_pool_gradient_keep_the_layout():
+    conv, pool = nn.Conv2d(32, 6, 3, padding=1), nn.MaxPool2d(2)
+    x = np.random.default_rng(4).standard_normal((2, 32, 6, 6)).astype(np.float32)
+    y = conv.forward_channels_last(x)
+    assert not y.flags.c_contiguous and np.moveaxis(y, 1, -1).flags.c_contiguous
+    conv.backward(np.ones_like(y))
+    np.testing.assert_allclose(y, conv(x), rtol=1e-6)
+    conv.backward(np.ones_like(y))
+    pool(y)
+    dy = pool.backward(np.ones((2, 6, 3, 3), np.float32))
+    assert np.moveaxis(dy, 1, -1).flags.c_contiguous and dy.shape == y.shape
+
+
+def test_max_pool_indices_of_a_channels_last_view_match_torch():
+    x = np.random.default_rng(5).integers(-2, 3, size=(2, 5, 6, 3)).astype(np.float64)  # ties
+    view = np.moveaxis(x, -1, 1)  # (2, 3, 5, 6) over channels-last memory
+    out, idx = torchlite.nn.functional.max_pool2d(view, 2, return_indices=True)
+    t_out, t_idx = torch.nn.functional.max_pool2d(torch.from_numpy(np.ascontiguousarray(view)), 2,
+                                                  return_indices=True)
+    np.testing.assert_array_equal(out, t_out.numpy())
+    np.testing.assert_array_equal(idx, t_idx.numpy())

@@ -42,12 +42,17 @@ class Sequential(Module):
     def forward(self, input):
         modules = list(self._modules.values())
         if anomaly.is_anomaly_enabled():
-            steps = [(m, False) for m in modules]
+            steps = [(m, None) for m in modules]
         else:
             from ._fusion import plan  # imports the layer classes, which import this file
             steps = plan(modules)
-        for module, overwrite in steps:
-            input = module.forward_overwriting(input, True) if overwrite else module(input)
+        for module, how in steps:
+            if how is None:
+                input = module(input)
+            elif how == "overwrite":
+                input = module.forward_overwriting(input, True)
+            else:
+                input = module.forward_channels_last(input)
         self.save_for_backward([module for module, _ in steps])
         return input
 

@@ -155,6 +155,14 @@ class _Conv(_ConvNd):
                          padding_mode, dtype)
 
     def forward(self, input):
+        return self._forward(input, channels_last=False)
+
+    def forward_channels_last(self, input):
+        """forward whose output may be a view of channels-last memory, same values (Sequential calls
+        it when a max pool, which reads any layout, comes next)."""
+        return self._forward(input, channels_last=True)
+
+    def _forward(self, input, channels_last):
         x, batched = self._batched_input(input)
         shape = x.shape
         padding = self.padding
@@ -170,7 +178,8 @@ class _Conv(_ConvNd):
             y = self._inference(x, bias, padding)
             return y if batched else y[0]
         y, ctx = F.conv_nd(x, self.weight.data, bias, self.stride, padding, self.dilation, self.groups,
-                           return_context=True, who=repr(self), workspace=self._workspace)
+                           return_context=True, who=repr(self), workspace=self._workspace,
+                           channels_last_output=channels_last)
         self.save_for_backward(ctx, shape, batched)
         return y if batched else y[0]
 

@@ -251,9 +251,21 @@ def _weight_matrix(w, geo):
     return w.reshape(g, og, cg * geo.taps)
 
 
-def _gemm_forward(cols, w, bias, geo, out=None):
-    """The convolution output (N, O, *out), C-contiguous, from the column buffer (into ``out`` if given)."""
+def _gemm_forward(cols, w, bias, geo, out=None, channels_last=False):
+    """The convolution output (N, O, *out), C-contiguous, from the column buffer (into ``out`` if given).
+
+    ``channels_last``: where the GEMM writes pixel-major rows, return them as they are, an
+    (N, O, *out) view of (N, *out, O) memory, skipping the transposing copy (for a max pool next).
+    """
     wm = _weight_matrix(w, geo)
+    if channels_last and out is None and geo.pixel_major and not _per_sample(geo):
+        y = np.empty((geo.pixels, geo.groups, geo.o // geo.groups), w.dtype)
+        np.matmul(cols.reshape(geo.pixels, geo.groups, -1).transpose(1, 0, 2), wm.transpose(0, 2, 1),
+                  out=y.transpose(1, 0, 2))
+        y = y.reshape((geo.n,) + geo.out + (geo.o,))
+        if bias is not None:
+            y += bias
+        return np.moveaxis(y, -1, 1)
     if out is None:
         out = np.empty((geo.n, geo.o) + geo.out, w.dtype)
     if _per_sample(geo):
@@ -277,11 +289,25 @@ def _gemm_forward(cols, w, bias, geo, out=None):
     return out
 
 
+def _channels_last(a):
+    """Whether (N, C, *spatial) ``a`` is a view of C-contiguous (N, *spatial, C) memory."""
+    return a.ndim > 2 and np.moveaxis(a, 1, -1).flags.c_contiguous and not a.flags.c_contiguous
+
+
 def _grad_matrix(grad, geo, ws=_NO_WORKSPACE):
-    """grad (N, O, *out) as an (O, N*out) C-contiguous matrix (give it back to ``ws`` when done)."""
+    """grad (N, O, *out) as an (O, N*out) matrix: C-contiguous from ``ws`` (give it back when done),
+    or, for a channels-last gradient, a transposed view of it (``.base`` is then not ``ws``'s)."""
+    if _channels_last(grad):
+        return np.moveaxis(grad, 1, -1).reshape(geo.pixels, geo.o).T
     gmat = ws.take("gmat", (geo.o, geo.n, geo.pixels // geo.n), grad.dtype)
     np.copyto(gmat, grad.reshape(geo.n, geo.o, -1).transpose(1, 0, 2))
     return gmat.reshape(geo.o, -1)
+
+
+def _give_grad_matrix(ws, gmat, grad):
+    """Return ``_grad_matrix(grad, ...)``'s buffer to ``ws``, unless it was a view of ``grad`` itself."""
+    if not _channels_last(grad):
+        ws.give("gmat", gmat.base)
 
 
 def _weight_grad(grad, gmat, cols, geo):
@@ -378,7 +404,7 @@ def _check_bias(bias, channels, who):
 
 # ------------------------------------------------------------------------------ convolution
 def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, return_context=False, who=None,
-            workspace=None, max_columns=None):
+            workspace=None, max_columns=None, channels_last_output=False):
     """N-d convolution (cross-correlation), the dimension taken from ``weight``.
 
     input (N, C_in, *spatial), weight (C_out, C_in/groups, *kernel), bias (C_out,) or None.
@@ -388,6 +414,8 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     ``workspace``: a Workspace to reuse big buffers from (a layer passes the same one each step).
     ``max_columns``: without a context, run in chunks of samples whose column buffer holds at
     most this many elements (memory stays bounded whatever the batch; the output is the same).
+    ``channels_last_output``: the output may be a view of (N, *out, C_out) memory (same values),
+    which saves a transposing copy where the next layer reads any layout.
     """
     d = np.ndim(weight) - 2
     who = who or f"conv{d}d"
@@ -402,7 +430,7 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     if max_columns and not return_context and geo.n * per_sample > max_columns:
         return _conv_in_chunks(x, weight, bias, geo, max(1, max_columns // per_sample), ws)
     cols = _im2col(x, geo, ws)
-    y = _gemm_forward(cols, weight, bias, geo)
+    y = _gemm_forward(cols, weight, bias, geo, channels_last=channels_last_output)
     if return_context:
         return y, ConvContext(geo, cols, weight, bias is not None)
     ws.give("cols", cols)
@@ -451,7 +479,7 @@ def conv_nd_backward(grad_output, ctx, needs_input_grad=True, needs_weight_grad=
     dx = None
     if needs_input_grad:
         dx = _input_grad(gmat, ctx.weight, geo, ws)
-        ws.give("gmat", gmat.base)
+        _give_grad_matrix(ws, gmat, grad)
     return dx, dw, db
 
 
@@ -617,7 +645,7 @@ def conv_transpose_nd(input, weight, bias=None, stride=1, padding=0, output_padd
     ws = workspace or _NO_WORKSPACE
     gmat = _grad_matrix(x, geo, ws)
     y = _input_grad(gmat, weight, geo, ws)
-    ws.give("gmat", gmat.base)
+    _give_grad_matrix(ws, gmat, x)
     if bias is not None:
         y += bias.reshape((-1,) + (1,) * d)
     if return_context:
