@@ -135,6 +135,7 @@ CHANNELS_LAST_CASES = {
     "2d-padded-ceil": (lambda m: m.Sequential(m.Conv2d(32, 5, (3, 2), stride=(1, 2), padding_mode="reflect",
                                                         padding=1), m.MaxPool2d(3, 2, padding=1, ceil_mode=True)),
                        (3, 32, 7, 9)),
+    "2d-unbatched": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2)), (32, 6, 6)),
     "1d": (lambda m: m.Sequential(m.Conv1d(64, 4, 5, padding=2), m.ReLU(), m.MaxPool1d(2), m.Linear(5, 3)),
            (2, 64, 10)),
     "3d": (lambda m: m.Sequential(m.Conv3d(16, 4, (2, 3, 3)), m.MaxPool3d((1, 2, 2)), m.ReLU()), (2, 16, 3, 6, 6)),
