@@ -33,8 +33,12 @@ from . import utils  # noqa: E402
 
 
 def __getattr__(name):
-    """``nn.SyncBatchNorm`` as in torch; it lives in torchlite.distributed, which imports nn."""
+    """``nn.SyncBatchNorm`` as in torch (it lives in torchlite.distributed, which imports nn), and
+    ``nn.modules`` (torch's import paths), loaded on first use."""
     if name == "SyncBatchNorm":
         from ..distributed import SyncBatchNorm
         return SyncBatchNorm
+    if name == "modules":
+        import importlib
+        return importlib.import_module(".modules", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
