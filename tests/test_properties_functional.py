@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 
 import torchlite
 import torchlite.nn.functional as F
-from parity import assert_close, tol
-from test_properties import Arg, F32, F64, Idx, T, X, _class_shapes, any_shape, mutate, reduction, rng_of, values
+from test_properties import (Arg, F32, F64, Idx, T, X, _class_shapes, _close, _leaves, _once, any_shape, mutate, reduction,
+                             rng_of, values)
 
 TF = torch.nn.functional
 EXAMPLES_SCALE = float(os.environ.get("TORCHLITE_PROPERTY_SCALE", "2"))
@@ -106,12 +106,6 @@ class FCase:
 # ================================================================================= running a case
 TORCH_DT = {F32: torch.float32, F64: torch.float64, np.dtype(np.int64): torch.int64,
             np.dtype(np.int32): torch.int32, np.dtype(np.bool_): torch.bool}
-
-
-def _leaves(v):
-    if isinstance(v, (tuple, list)):
-        return [a for b in v for a in _leaves(b)]
-    return [v]
 
 
 def _np_value(arg):
@@ -323,31 +317,6 @@ def run_case(name, case):
         if args is not None:
             _compare_inplace(name, case, args + list(kwargs.values()), th_calls)
     _compare_backward(name, case, out, th_out, th_leaves)
-
-
-def _once(fn):
-    cache = []
-    return lambda: cache[0] if cache else cache.append(fn()) or cache[0]
-
-
-def _close(actual, expected, what, reference=None):
-    """assert_close at the dtype's tolerance; in float32, where that fails, torchlite may be off by as
-    much as torch's own float32 result is, times 4, both measured against torch in float64."""
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != torch's {expected.shape}"
-    finite = np.isfinite(expected)  # inf and NaN must match exactly; the tolerance scales with the rest
-    np.testing.assert_array_equal(actual[~finite], expected[~finite], err_msg=f"{what}: non-finite entries")
-    try:
-        assert_close(actual[finite], expected[finite], expected.dtype, what)
-    except AssertionError:
-        if expected.dtype != F32 or reference is None:
-            raise
-        actual, expected = actual[finite], expected[finite]
-        exact = np.asarray(reference(), dtype=np.float64)[finite]
-        ours = np.abs(actual.astype(np.float64) - exact)
-        theirs = np.abs(expected.astype(np.float64) - exact)
-        bound = 4 * theirs + tol(F32, max(1.0, float(np.max(np.abs(exact), initial=0))))["atol"]
-        assert np.all(ours <= bound), f"{what}: off by {np.max(ours - bound):.3g} beyond 4x torch's float32 error"
 
 
 def _numpy(t):
