@@ -28,6 +28,8 @@ from collections import namedtuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._layout import is_channels_last
+
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv1d_backward", "conv2d_backward", "conv3d_backward",
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
@@ -258,29 +260,24 @@ def _gemm_forward(cols, w, bias, geo, out=None, channels_last=False):
     (N, O, *out) view of (N, *out, O) memory, skipping the transposing copy (for a max pool next).
     """
     wm = _weight_matrix(w, geo)
-    if channels_last and out is None and geo.pixel_major and not _per_sample(geo):
-        y = np.empty((geo.pixels, geo.groups, geo.o // geo.groups), w.dtype)
-        np.matmul(cols.reshape(geo.pixels, geo.groups, -1).transpose(1, 0, 2), wm.transpose(0, 2, 1),
-                  out=y.transpose(1, 0, 2))
-        y = y.reshape((geo.n,) + geo.out + (geo.o,))
+    per_sample = _per_sample(geo)
+    if channels_last and out is None and geo.pixel_major and not per_sample:
+        y = _pixel_rows(cols, wm, geo).reshape((geo.n,) + geo.out + (geo.o,))
         if bias is not None:
             y += bias
         return np.moveaxis(y, -1, 1)
     if out is None:
         out = np.empty((geo.n, geo.o) + geo.out, w.dtype)
-    if _per_sample(geo):
+    if per_sample:
         y = out.reshape(geo.n, geo.groups, geo.o // geo.groups, -1)
         np.matmul(wm, _sample_columns(cols, geo), out=y)
         if bias is not None:
             y += bias.reshape(geo.groups, -1, 1)
         return out
-    g, rows = geo.groups, geo.pixels
     if geo.pixel_major:
-        y = np.empty((rows, g, geo.o // g), w.dtype)
-        np.matmul(cols.reshape(rows, g, -1).transpose(1, 0, 2), wm.transpose(0, 2, 1), out=y.transpose(1, 0, 2))
-        y = y.reshape(geo.n, -1, geo.o).transpose(0, 2, 1)
+        y = _pixel_rows(cols, wm, geo).reshape(geo.n, -1, geo.o).transpose(0, 2, 1)
     else:
-        y = np.matmul(wm, cols.reshape(g, -1, rows)).reshape(geo.o, geo.n, -1).transpose(1, 0, 2)
+        y = np.matmul(wm, cols.reshape(geo.groups, -1, geo.pixels)).reshape(geo.o, geo.n, -1).transpose(1, 0, 2)
     flat = out.reshape(y.shape)
     if bias is None:
         np.copyto(flat, y)
@@ -289,15 +286,18 @@ def _gemm_forward(cols, w, bias, geo, out=None, channels_last=False):
     return out
 
 
-def _channels_last(a):
-    """Whether (N, C, *spatial) ``a`` is a view of C-contiguous (N, *spatial, C) memory."""
-    return a.ndim > 2 and np.moveaxis(a, 1, -1).flags.c_contiguous and not a.flags.c_contiguous
+def _pixel_rows(cols, wm, geo):
+    """The GEMM over pixel-major columns: (N*out pixels, O), C-contiguous, a row per output pixel."""
+    g = geo.groups
+    y = np.empty((geo.pixels, g, geo.o // g), wm.dtype)
+    np.matmul(cols.reshape(geo.pixels, g, -1).transpose(1, 0, 2), wm.transpose(0, 2, 1), out=y.transpose(1, 0, 2))
+    return y.reshape(geo.pixels, geo.o)
 
 
 def _grad_matrix(grad, geo, ws=_NO_WORKSPACE):
     """grad (N, O, *out) as an (O, N*out) matrix: C-contiguous from ``ws`` (give it back when done),
     or, for a channels-last gradient, a transposed view of it (``.base`` is then not ``ws``'s)."""
-    if _channels_last(grad):
+    if is_channels_last(grad):
         return np.moveaxis(grad, 1, -1).reshape(geo.pixels, geo.o).T
     gmat = ws.take("gmat", (geo.o, geo.n, geo.pixels // geo.n), grad.dtype)
     np.copyto(gmat, grad.reshape(geo.n, geo.o, -1).transpose(1, 0, 2))
@@ -306,7 +306,7 @@ def _grad_matrix(grad, geo, ws=_NO_WORKSPACE):
 
 def _give_grad_matrix(ws, gmat, grad):
     """Return ``_grad_matrix(grad, ...)``'s buffer to ``ws``, unless it was a view of ``grad`` itself."""
-    if not _channels_last(grad):
+    if not is_channels_last(grad):
         ws.give("gmat", gmat.base)
 
 

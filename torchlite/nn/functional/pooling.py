@@ -13,6 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..._dtype import get_default_dtype
+from ._layout import is_channels_last
 from .conv import _ntuple
 from .upsampling import interpolate, interpolate_backward, upsample, upsample_bilinear, upsample_nearest
 
@@ -155,7 +156,7 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     if return_indices:
         result.append(_flat_indices(arg, geo))
     if return_context:
-        result.append(PoolContext(geo, x.shape, x.dtype, arg, _channels_last(x, d) and not geo.padded))
+        result.append(PoolContext(geo, x.shape, x.dtype, arg, x.ndim == d + 2 and is_channels_last(x) and not geo.padded))
     return result[0] if len(result) == 1 else tuple(result)
 
 
@@ -228,11 +229,6 @@ def max_pool_nd_backward(grad_output, ctx):
         else:
             np.multiply(grad, mask, out=dxp[w])
     return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
-
-
-def _channels_last(x, d):
-    """Whether (N, C, *spatial) ``x`` (``d`` spatial dims, batched) views C-contiguous (N, *spatial, C) memory."""
-    return x.ndim == d + 2 and not x.flags.c_contiguous and np.moveaxis(x, 1, -1).flags.c_contiguous
 
 
 def _new_grad(shape, dtype, zero, channels_last):
