@@ -45,8 +45,8 @@ from hypothesis import strategies as st
 
 import torchlite
 import torchlite.nn.functional as F
-from test_properties import (Arg, F32, F64, Idx, T, X, _class_shapes, _close, _leaves, _once, any_shape, mutate, reduction,
-                             rng_of, values)
+from test_properties import (Arg, F32, F64, Idx, T, X, _class_shapes, _close, _leaves, _once, any_shape, mutate,
+                             reduction, rng_of, values)
 
 TF = torch.nn.functional
 EXAMPLES_SCALE = float(os.environ.get("TORCHLITE_PROPERTY_SCALE", "2"))

@@ -368,7 +368,8 @@ def _input_grad(gmat, w, geo, ws):
     for start in range(0, geo.n, chunk):
         n = min(chunk, geo.n - start)
         rows = n * per_sample
-        a = grads[:, :, start:start + n].reshape(g, og, rows).transpose(0, 2, 1)  # (g, rows, og): BLAS reads it transposed
+        # (g, rows, og), a view BLAS reads transposed
+        a = grads[:, :, start:start + n].reshape(g, og, rows).transpose(0, 2, 1)
         part = dk[:, :rows]
         np.matmul(a, wk, out=part.transpose(0, 2, 1, 3))
         taps_out = part.reshape((taps, n) + geo.out + (geo.c,))

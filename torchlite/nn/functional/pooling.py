@@ -156,7 +156,8 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     if return_indices:
         result.append(_flat_indices(arg, geo))
     if return_context:
-        result.append(PoolContext(geo, x.shape, x.dtype, arg, x.ndim == d + 2 and is_channels_last(x) and not geo.padded))
+        channels_last = x.ndim == d + 2 and is_channels_last(x) and not geo.padded
+        result.append(PoolContext(geo, x.shape, x.dtype, arg, channels_last))
     return result[0] if len(result) == 1 else tuple(result)
 
 
