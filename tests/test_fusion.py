@@ -6,7 +6,14 @@ import torch
 
 import torchlite
 import torchlite.nn as nn
+from torchlite.nn import _fusion
 from torchlite.nn._fusion import plan
+
+
+@pytest.fixture(autouse=True)
+def _blocks_for_small_layers(monkeypatch):
+    """These tests use few channels: plan the blocks hand-off for them too (see test_plan_blocks_threshold)."""
+    monkeypatch.setattr(_fusion, "BLOCKS_MIN_CHANNELS", 1)
 
 from parity import check_parity
 
@@ -41,13 +48,17 @@ def test_fused_relu_pool_with_nan_matches_torch():
     check_parity(tl, th, x)
 
 
-def test_plan_runs_pool_before_relu_overwrites_fresh_outputs_and_hands_pools_channels_last():
+def test_plan_runs_pool_before_relu_overwrites_fresh_outputs_and_hands_pools_conv_output():
     conv, relu, pool = nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2)
     lin, relu2 = nn.Linear(2, 2), nn.ReLU()
     steps = plan([conv, relu, pool, nn.Flatten(), lin, relu2])
     assert [(type(m).__name__, how) for m, how in steps] == [
-        ("Conv2d", "channels_last"), ("MaxPool2d", None), ("ReLU", "overwrite"), ("Flatten", None), ("Linear", None),
-        ("ReLU", "overwrite")]
+        ("Conv2d", ("pool_blocks", (2, 2), False)), ("MaxPool2d", "from_blocks"), ("ReLU", "overwrite"),
+        ("Flatten", None), ("Linear", None), ("ReLU", "overwrite")]
+    # a pool whose windows overlap, or a grouped convolution, gets the output channels-last instead
+    for conv, pool in [(nn.Conv2d(1, 2, 3), nn.MaxPool2d(3, stride=2)), (nn.Conv2d(2, 2, 3, groups=2), pool),
+                       (nn.Conv2d(1, 2, 3), nn.MaxPool2d(2, padding=1)), (nn.Conv1d(1, 2, 3), pool)]:
+        assert [how for _, how in plan([conv, pool])] == ["channels_last", None]
 
 
 @pytest.mark.parametrize("modules", [
@@ -128,17 +139,15 @@ def test_relu_gradient_passes_at_nan_like_torch():
 # Convolutions that take the channels-last path (pixel-major columns, one GEMM: C_in/groups * taps >= 256)
 # into max pools of every kind: tiled, overlapping, padded, ceil_mode, 1d/2d/3d.
 CHANNELS_LAST_CASES = {
-    "2d-tiled": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2), m.Flatten()),
-                 (2, 32, 6, 6)),
     "2d-groups-overlap": (lambda m: m.Sequential(m.Conv2d(64, 8, 3, groups=2, bias=False),
                                                  m.MaxPool2d(3, stride=1), m.ReLU()), (2, 64, 7, 6)),
     "2d-padded-ceil": (lambda m: m.Sequential(m.Conv2d(32, 5, (3, 2), stride=(1, 2), padding_mode="reflect",
                                                         padding=1), m.MaxPool2d(3, 2, padding=1, ceil_mode=True)),
                        (3, 32, 7, 9)),
-    "2d-unbatched": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2)), (32, 6, 6)),
-    "1d": (lambda m: m.Sequential(m.Conv1d(64, 4, 5, padding=2), m.ReLU(), m.MaxPool1d(2), m.Linear(5, 3)),
-           (2, 64, 10)),
-    "3d": (lambda m: m.Sequential(m.Conv3d(16, 4, (2, 3, 3)), m.MaxPool3d((1, 2, 2)), m.ReLU()), (2, 16, 3, 6, 6)),
+    "2d-stride-overlap": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2, 1)),
+                          (2, 32, 6, 6)),
+    "1d-dilated-pool": (lambda m: m.Sequential(m.Conv1d(64, 4, 5, padding=2), m.ReLU(), m.MaxPool1d(2, dilation=2),
+                                               m.Linear(4, 3)), (2, 64, 10)),
 }
 
 
@@ -173,3 +182,102 @@ def test_max_pool_indices_of_a_channels_last_view_match_torch():
                                                   return_indices=True)
     np.testing.assert_array_equal(out, t_out.numpy())
     np.testing.assert_array_equal(idx, t_idx.numpy())
+
+
+# Convolutions into max pools whose windows tile their output (kernel = stride, no padding or dilation):
+# the convolution computes only the pixels the pool reads, grouped by window tap (F.conv_nd_blocks).
+# Tap-major and pixel-major columns, cropped edges (floor mode), strided/dilated/rectangular cases,
+# padding modes, 1d/2d/3d, unbatched, and a second convolution whose input gradient goes through blocks.
+BLOCKS_CASES = {
+    "2d-pixel-major": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+                                              m.Flatten()), (2, 32, 6, 6)),
+    "2d-tap-major-cropped": (lambda m: m.Sequential(m.Conv2d(1, 4, 3), m.ReLU(), m.MaxPool2d(2)), (3, 1, 9, 8)),
+    "2d-rect-strided-dilated": (lambda m: m.Sequential(m.Conv2d(2, 3, (3, 2), stride=(2, 1), dilation=(1, 2),
+                                                                bias=False), m.MaxPool2d((2, 3))), (2, 2, 11, 12)),
+    "2d-reflect-same": (lambda m: m.Sequential(m.Conv2d(3, 4, 3, padding="same", padding_mode="reflect"), m.ReLU(),
+                                               m.MaxPool2d(2, 2)), (2, 3, 6, 6)),
+    "2d-ceil-whole": (lambda m: m.Sequential(m.Conv2d(3, 4, 3), m.MaxPool2d(2, ceil_mode=True)), (2, 3, 6, 8)),
+    "2d-ceil-partial": (lambda m: m.Sequential(m.Conv2d(3, 4, 3), m.MaxPool2d(2, ceil_mode=True)), (2, 3, 7, 8)),
+    "2d-pool-1": (lambda m: m.Sequential(m.Conv2d(3, 4, 3), m.MaxPool2d(1)), (2, 3, 5, 5)),
+    "2d-unbatched": (lambda m: m.Sequential(m.Conv2d(32, 6, 3, padding=1), m.ReLU(), m.MaxPool2d(2)), (32, 6, 6)),
+    "1d": (lambda m: m.Sequential(m.Conv1d(64, 4, 5, padding=2), m.ReLU(), m.MaxPool1d(2), m.Linear(5, 3)),
+           (2, 64, 10)),
+    "1d-tap-major": (lambda m: m.Sequential(m.Conv1d(2, 4, 3), m.ReLU(), m.MaxPool1d(3)), (2, 2, 12)),
+    "3d": (lambda m: m.Sequential(m.Conv3d(16, 4, (2, 3, 3)), m.MaxPool3d((1, 2, 2)), m.ReLU()), (2, 16, 3, 6, 6)),
+    "two-convs": (lambda m: m.Sequential(m.Conv2d(1, 4, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+                                         m.Conv2d(4, 8, 3, padding=1), m.ReLU(), m.MaxPool2d(2), m.Flatten(),
+                                         m.Linear(8 * 2 * 2, 3)), (3, 1, 9, 10)),
+    "two-convs-wide": (lambda m: m.Sequential(m.Conv2d(3, 32, 3, padding=1), m.ReLU(), m.MaxPool2d(2),
+                                              m.Conv2d(32, 16, 3, padding=1), m.ReLU(), m.MaxPool2d(2)),
+                       (2, 3, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("data", ["normal", "ties"])
+@pytest.mark.parametrize("name", BLOCKS_CASES)
+def test_conv_into_tiling_pool_matches_torch(name, data, dtype, monkeypatch):
+    build, shape = BLOCKS_CASES[name]
+    tl, th = _both(build)
+    assert plan(list(tl))[0][1][0] == "pool_blocks"
+    calls = []
+    pool_blocks = torchlite.nn.functional.max_pool_blocks
+    monkeypatch.setattr(torchlite.nn.functional, "max_pool_blocks", lambda *a, **k: calls.append(1) or
+                        pool_blocks(*a, **k))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(shape) if data == "normal" else rng.integers(-1, 2, size=shape).astype(float)
+    check_parity(tl, th, x, dtype=dtype)
+    # every case runs its pools from blocks but the one whose ceil_mode windows hang over the edge
+    assert len(calls) == (0 if name == "2d-ceil-partial" else 2 if name.startswith("two-convs") else 1)
+
+
+@pytest.mark.parametrize("name", ["2d-tap-major-cropped", "2d-pixel-major", "two-convs"])
+def test_first_conv_into_pool_without_input_gradient_matches_torch(name):
+    build, shape = BLOCKS_CASES[name]
+    tl, th = _both(build)
+    tl.needs_input_grad = False
+    tl.load_state_dict({k: v.numpy() for k, v in th.state_dict().items()})
+    x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)
+    y = tl(x)
+    g = np.random.default_rng(8).standard_normal(y.shape).astype(np.float32)
+    assert tl.backward(g) is None
+    th(torch.from_numpy(x)).backward(torch.from_numpy(g))
+    for (name_, p), (_, tp) in zip(tl.named_parameters(), th.named_parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name_)
+
+
+def test_conv_into_tiling_pool_same_values_with_and_without_grad():
+    build, shape = BLOCKS_CASES["two-convs"]
+    model = build(nn)
+    x = np.random.default_rng(9).standard_normal(shape)
+    y = model(x)
+    model.backward(np.ones_like(y))
+    with torchlite.no_grad():
+        np.testing.assert_allclose(model(x), y, rtol=1e-12)
+    with torchlite.detect_anomaly():  # children one by one, unfused
+        np.testing.assert_allclose(model(x), y, rtol=1e-12)
+
+
+def test_blocks_pool_output_is_channels_last_and_its_gradient_comes_back_as_blocks():
+    conv, pool = nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)
+    x = np.random.default_rng(10).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    blocks, batched = conv.forward_pool_blocks(x, (2, 2), False)
+    assert blocks.shape == (4, 2, 4, 2, 3) and batched
+    y = pool.forward_blocks(blocks, batched)
+    np.testing.assert_allclose(y, torchlite.nn.functional.max_pool2d(conv(x), 2), rtol=1e-6)
+    conv.backward(np.ones((2, 4, 5, 7), np.float32))  # the plain forward's context
+    assert np.moveaxis(y, 1, -1).flags.c_contiguous
+    dblocks = pool.backward(np.ones_like(y))
+    assert dblocks.shape == blocks.shape and dblocks.sum() == y.size
+    dx = conv.backward(dblocks)
+    assert dx.shape == x.shape
+    with pytest.raises(ValueError, match="expected grad_output of shape"):
+        conv.forward_pool_blocks(x, (2, 2), False)
+        conv.backward(np.ones((2, 4, 5, 7), np.float32))
+
+
+def test_plan_blocks_threshold(monkeypatch):
+    monkeypatch.setattr(_fusion, "BLOCKS_MIN_CHANNELS", 32)
+    pool = nn.MaxPool2d(2)
+    assert [how for _, how in plan([nn.Conv2d(1, 31, 3), pool])] == ["channels_last", None]
+    assert [how for _, how in plan([nn.Conv2d(1, 32, 3), pool])] == [("pool_blocks", (2, 2), False), "from_blocks"]

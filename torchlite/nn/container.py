@@ -46,13 +46,20 @@ class Sequential(Module):
         else:
             from ._fusion import plan  # imports the layer classes, which import this file
             steps = plan(modules)
+        blocks = None
         for module, how in steps:
             if how is None:
                 input = module(input)
             elif how == "overwrite":
                 input = module.forward_overwriting(input, True)
-            else:
+            elif how == "channels_last":
                 input = module.forward_channels_last(input)
+            elif how == "from_blocks":
+                input = module(input) if blocks is None else module.forward_blocks(*blocks)
+            else:  # ("pool_blocks", tile, ceil_mode): a convolution whose max pool comes next
+                blocks = module.forward_pool_blocks(input, *how[1:])
+                if blocks is None:
+                    input = module.forward_channels_last(input)
         self.save_for_backward([module for module, _ in steps])
         return input
 

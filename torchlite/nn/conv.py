@@ -162,7 +162,23 @@ class _Conv(_ConvNd):
         it when a max pool, which reads any layout, comes next)."""
         return self._forward(input, channels_last=True)
 
-    def _forward(self, input, channels_last):
+    def forward_pool_blocks(self, input, tile, ceil_mode):
+        """forward for a max pool of kernel = stride = ``tile`` (no padding or dilation) that comes next
+        (Sequential calls it): (blocks, batched), the output pixels that pool reads grouped by window tap
+        (``F.conv_nd_blocks``), or None where that does not apply (call ``forward_channels_last`` then)."""
+        if not is_grad_enabled():
+            return None
+        x, shape, batched, padding, bias = self._prepared(input)
+        found = F.conv_nd_blocks(x, self.weight.data, bias, self.stride, padding, self.dilation, self.groups, tile,
+                                 ceil_mode, who=repr(self), workspace=self._workspace)
+        if found is None:
+            return None
+        blocks, ctx = found
+        self.save_for_backward(ctx, shape, batched)
+        return blocks, batched
+
+    def _prepared(self, input):
+        """(x, its shape before mode padding, batched, padding left for conv_nd, bias array)."""
         x, batched = self._batched_input(input)
         shape = x.shape
         padding = self.padding
@@ -172,7 +188,10 @@ class _Conv(_ConvNd):
             except ValueError as e:
                 raise ValueError(f"{self!r}: {str(e).split(': ', 1)[-1]} (input shape {shape})") from None
             padding = 0
-        bias = None if self.bias is None else self.bias.data
+        return x, shape, batched, padding, None if self.bias is None else self.bias.data
+
+    def _forward(self, input, channels_last):
+        x, shape, batched, padding, bias = self._prepared(input)
         keep = is_grad_enabled()
         if not keep:
             y = self._inference(x, bias, padding)
@@ -193,7 +212,9 @@ class _Conv(_ConvNd):
     def backward(self, grad_output):
         ctx, shape, batched = self.pop_saved()
         grad = np.asarray(grad_output)
-        dx, dw, db = F.conv_nd_backward(grad if batched else grad[None], ctx, self.needs_input_grad,
+        if not batched and ctx.geometry.tile is None:
+            grad = grad[None]
+        dx, dw, db = F.conv_nd_backward(grad, ctx, self.needs_input_grad,
                                         self.weight.requires_grad, self._workspace)
         self._accumulate(dw, db)
         if dx is None:

@@ -3,6 +3,8 @@
 Arguments, defaults and reprs follow torch. Inputs are (N, C, *spatial) or unbatched
 (C, *spatial). Max pooling sends each window's gradient to its first maximum, as torch does.
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .._dtype import get_default_dtype
@@ -18,6 +20,9 @@ __all__ = [
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+
+
+_Blocks = namedtuple("_Blocks", ["arg", "taps", "dtype"])  # what a max pool fed by conv blocks keeps
 
 
 def _as_tuple(value, n):
@@ -71,9 +76,21 @@ class _MaxPoolNd(_Pool):
         return self._max_forward(F.max_pool_nd, x, self.dims, self.kernel_size, self.stride, self.padding,
                                  self.dilation, self.ceil_mode)
 
+    def forward_blocks(self, blocks, batched):
+        """forward from a convolution's output grouped by this pool's window taps (``F.conv_nd_blocks``;
+        Sequential calls it); backward then returns the gradient in that form."""
+        best, arg = F.max_pool_blocks(blocks, return_context=True)
+        self.save_for_backward(_Blocks(arg, len(blocks), blocks.dtype))
+        return best if batched else best[0]
+
     def backward(self, grad_output, grad_indices=None):
         ctx = self._saved_context()
-        return None if ctx is None else F.max_pool_nd_backward(grad_output, ctx)
+        if ctx is None:
+            return None
+        if isinstance(ctx, _Blocks):
+            grad = np.asarray(grad_output)
+            return F.max_pool_blocks_backward(grad if grad.ndim == ctx.arg.ndim else grad[None], *ctx)
+        return F.max_pool_nd_backward(grad_output, ctx)
 
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "

@@ -35,7 +35,7 @@ __all__ = [
     "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
     "conv_transpose1d_backward", "conv_transpose2d_backward", "conv_transpose3d_backward",
     "conv_nd", "conv_nd_backward", "conv_transpose_nd", "conv_transpose_nd_backward",
-    "conv_tbc", "conv_tbc_backward", "ConvContext", "Workspace",
+    "conv_tbc", "conv_tbc_backward", "ConvContext", "Workspace", "conv_nd_blocks",
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -59,15 +59,17 @@ class _Geometry:
 
     ``pads`` holds (before, after) per spatial dim. ``out`` is given explicitly for transposed
     convolutions, where output_padding can leave the last rows of the input unread.
+    ``tile``: the kernel of a max pool (stride = kernel) reading this output; the pixels are then
+    only those inside its windows, ordered by window tap first (see ``conv_nd_blocks``).
     """
 
     __slots__ = ("n", "c", "o", "groups", "size", "kernel", "stride", "dilation", "pads", "out", "padded",
-                 "pixel_major")
+                 "pixel_major", "tile")
 
-    def __init__(self, n, c, o, groups, size, kernel, stride, dilation, pads, out):
+    def __init__(self, n, c, o, groups, size, kernel, stride, dilation, pads, out, tile=None):
         self.n, self.c, self.o, self.groups = n, c, o, groups
         self.size, self.kernel, self.stride, self.dilation = size, kernel, stride, dilation
-        self.pads, self.out = pads, out
+        self.pads, self.out, self.tile = pads, out, tile
         self.padded = tuple(s + lo + hi for s, (lo, hi) in zip(size, pads))
         self.pixel_major = _prefer_pixel_major(self)
 
@@ -76,7 +78,14 @@ class _Geometry:
         return math.prod(self.kernel)
 
     @property
+    def pooled(self):
+        """Output size of the pool reading this convolution (``tile`` set)."""
+        return tuple(o // k for o, k in zip(self.out, self.tile))
+
+    @property
     def pixels(self):
+        if self.tile:
+            return math.prod(self.tile) * self.n * math.prod(self.pooled)
         return self.n * math.prod(self.out)
 
 
@@ -88,8 +97,10 @@ def _prefer_pixel_major(geo):
     return run_pixel >= run_tap
 
 
-ConvContext = namedtuple("ConvContext", ["geometry", "cols", "weight", "has_bias"])
-ConvContext.__doc__ = "What a convolution's backward needs: its geometry, column buffer and weight."
+ConvContext = namedtuple("ConvContext", ["geometry", "cols", "weight", "has_bias", "channels_last"],
+                         defaults=(False,))
+ConvContext.__doc__ = ("What a convolution's backward needs: its geometry, column buffer and weight, and whether "
+                       "the input was a view of channels-last memory (its gradient comes back so too, as torch).")
 
 
 class Workspace:
@@ -213,17 +224,28 @@ def _im2col(x, geo, ws):
     xp = _padded(x, geo, geo.pixel_major, ws)
     if geo.pixel_major:
         s_n, *s_sp, s_c = xp.strides
-        shape = (geo.n,) + geo.out + (geo.groups,) + geo.kernel + (cg,)
-        strides = ((s_n,) + tuple(st * s for st, s in zip(geo.stride, s_sp)) + (cg * s_c,)
-                   + tuple(dl * s for dl, s in zip(geo.dilation, s_sp)) + (s_c,))
     else:
         s_n, s_c, *s_sp = xp.strides
-        shape = (geo.c,) + geo.kernel + (geo.n,) + geo.out
-        strides = ((s_c,) + tuple(dl * s for dl, s in zip(geo.dilation, s_sp)) + (s_n,)
-                   + tuple(st * s for st, s in zip(geo.stride, s_sp)))
+    pixel_shape, pixel_strides = _pixel_order(geo, s_n, s_sp)
+    if geo.pixel_major:
+        shape = pixel_shape + (geo.groups,) + geo.kernel + (cg,)
+        strides = pixel_strides + (cg * s_c,) + tuple(dl * s for dl, s in zip(geo.dilation, s_sp)) + (s_c,)
+    else:
+        shape = (geo.c,) + geo.kernel + pixel_shape
+        strides = (s_c,) + tuple(dl * s for dl, s in zip(geo.dilation, s_sp)) + pixel_strides
     cols = ws.take("cols", shape, x.dtype)
     np.copyto(cols, as_strided(xp, shape, strides, writeable=False))
     return cols
+
+
+def _pixel_order(geo, s_n, s_sp):
+    """Shape and strides (over the padded input) of the output pixels as the columns order them:
+    (N, *out), or with a pool ``tile`` (*tile, N, *pooled), window taps first."""
+    step = tuple(st * s for st, s in zip(geo.stride, s_sp))
+    if not geo.tile:
+        return (geo.n,) + geo.out, (s_n,) + step
+    return (geo.tile + (geo.n,) + geo.pooled,
+            step + (s_n,) + tuple(k * s for k, s in zip(geo.tile, step)))
 
 
 def _per_sample(geo):
@@ -325,12 +347,35 @@ def _weight_grad(grad, gmat, cols, geo):
     else:
         gg = (_grad_matrix(grad, geo) if gmat is None else gmat).reshape(g, og, geo.pixels)
         if geo.pixel_major:
-            dw = np.matmul(gg, cols.reshape(geo.pixels, g, -1).transpose(1, 0, 2))
+            cm = cols.reshape(geo.pixels, g, -1).transpose(1, 0, 2)
         else:
-            dw = np.matmul(gg, cols.reshape(g, -1, geo.pixels).transpose(0, 2, 1))
+            cm = cols.reshape(g, -1, geo.pixels).transpose(0, 2, 1)
+        dw = _summed_matmul(gg[0], cm[0])[None] if g == 1 else np.matmul(gg, cm)
     if geo.pixel_major:
         dw = dw.reshape(g, og, geo.taps, cg).transpose(0, 1, 3, 2)
     return np.ascontiguousarray(dw).reshape((geo.o, cg) + geo.kernel)
+
+
+SPLIT_K = 32  # row chunks of a long-inner-dimension GEMM with a small result
+
+
+def _summed_matmul(a, b):
+    """a (M, P) @ b (P, K); for a small (M, K) result and long P, as SPLIT_K batched products summed.
+
+    OpenBLAS runs one GEMM with a long inner dimension and a small result 2-3x slower than a batch
+    of shorter ones (2 threads: 32 x 50176 @ 50176 x 9 1.05 ms against 0.35; 6 x 36864 @ 36864 x 25
+    0.69 against 0.33; 64 x 12544 @ 12544 x 288 is faster whole).
+    """
+    m, p = a.shape
+    k = b.shape[1]
+    q = p // SPLIT_K
+    if m * k > 8192 or q < 256:
+        return np.matmul(a, b)
+    cut = q * SPLIT_K
+    out = np.matmul(a[:, :cut].reshape(m, SPLIT_K, q).transpose(1, 0, 2), b[:cut].reshape(SPLIT_K, q, k)).sum(axis=0)
+    if cut < p:
+        out += a[:, cut:] @ b[cut:]
+    return out
 
 
 def _bias_grad(grad):
@@ -348,8 +393,10 @@ def _input_grad_chunk(geo):
     return -(-geo.n // -(-geo.n // most))
 
 
-def _input_grad(gmat, w, geo, ws):
+def _input_grad(gmat, w, geo, ws, channels_last=False):
     """dx (N, C, *size): per chunk of samples, one matmul batched over taps, then col2im by one slice-add per tap.
+
+    ``channels_last``: dx as a view of (N, *size, C) memory, the layout col2im works in (no transposing copy).
 
     Chunks keep the per-tap products (taps x rows x C, 14 MB for a 32->64 3x3 conv on 64x14x14)
     in cache between the GEMM that writes them and the slice-adds that read them: that input
@@ -363,7 +410,8 @@ def _input_grad(gmat, w, geo, ws):
     grads = gmat.reshape(g, og, geo.n, per_sample)
     dk = ws.take("dk", (taps, min(chunk, geo.n) * per_sample, g, cg), w.dtype)
     dxp = ws.take("dxp", (geo.n,) + geo.padded + (geo.c,), w.dtype, zero=True)
-    dx = np.empty((geo.n, geo.c) + geo.size, w.dtype)  # never a view: dxp goes back to the workspace
+    # never a view of dxp, which goes back to the workspace
+    dx = _empty_nd(geo.n, geo.c, geo.size, w.dtype, channels_last)
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(geo.pads, geo.size))
     for start in range(0, geo.n, chunk):
         n = min(chunk, geo.n - start)
@@ -382,6 +430,13 @@ def _input_grad(gmat, w, geo, ws):
     ws.give("dk", dk)
     ws.give("dxp", dxp)
     return dx
+
+
+def _empty_nd(n, c, size, dtype, channels_last):
+    """An empty (n, c, *size) array, a view of (n, *size, c) memory if ``channels_last``."""
+    if channels_last:
+        return np.moveaxis(np.empty((n,) + size + (c,), dtype), -1, 1)
+    return np.empty((n, c) + size, dtype)
 
 
 def _check_weight(x, weight, d, who):
@@ -433,9 +488,72 @@ def conv_nd(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
     cols = _im2col(x, geo, ws)
     y = _gemm_forward(cols, weight, bias, geo, channels_last=channels_last_output)
     if return_context:
-        return y, ConvContext(geo, cols, weight, bias is not None)
+        return y, ConvContext(geo, cols, weight, bias is not None, is_channels_last(x))
     ws.give("cols", cols)
     return y
+
+
+def conv_nd_blocks(input, weight, bias, stride, padding, dilation, groups, tile, ceil_mode=False, who=None,
+                   workspace=None):
+    """The output pixels that a max pool of kernel = stride = ``tile`` (no padding or dilation) reads, grouped
+    by window tap, and the ConvContext for ``conv_nd_backward``; None where this does not apply (groups > 1,
+    an empty batch, or a ceil_mode pool with partial windows): call ``conv_nd`` then.
+
+    Returns (blocks, ctx): blocks (T, N, C_out, *pooled), T = prod(tile), pooled = out // tile, a view of
+    (T, N, *pooled, C_out) memory; ``blocks[t][:, :, *p]`` is the output at tap t of window p. The pool
+    then reduces T contiguous blocks (``max_pool_blocks``) instead of T strided views of the whole output,
+    and pixels in no window (what a floor-mode pool drops) are never computed. ``conv_nd_backward`` takes
+    the gradient in the same (T, N, C_out, *pooled) form.
+    """
+    d = np.ndim(weight) - 2
+    who = who or f"conv{d}d"
+    x, weight = _check_weight(input, weight, d, who)
+    geo = _conv_geometry(x.shape, weight.shape, stride, padding, dilation, groups, who)
+    bias = _check_bias(bias, geo.o, who)
+    tile = tuple(tile)
+    if (geo.groups != 1 or geo.n == 0 or len(tile) != d or any(o < k for o, k in zip(geo.out, tile))
+            or (ceil_mode and any(o % k for o, k in zip(geo.out, tile)))):
+        return None
+    geo.tile = tile
+    cols = _im2col(x, geo, workspace or _NO_WORKSPACE)
+    wm = _weight_matrix(weight, geo)[0]  # (O, taps*C), columns in the column buffer's order
+    a = cols.reshape(geo.pixels, -1) if geo.pixel_major else cols.reshape(-1, geo.pixels).T
+    y = np.matmul(a, wm.T)  # (pixels, O): BLAS reads tap-major columns through its transpose flag
+    if bias is not None:
+        y += bias
+    blocks = np.moveaxis(y.reshape((math.prod(tile), geo.n) + geo.pooled + (geo.o,)), -1, 2)
+    return blocks, ConvContext(geo, cols, weight, bias is not None, is_channels_last(x))
+
+
+def _blocks_backward(grad, ctx, needs_input_grad, needs_weight_grad, ws):
+    """(dx, dw, db) of ``conv_nd_blocks`` from the gradient of its blocks (T, N, C_out, *pooled)."""
+    geo = ctx.geometry
+    expected = (math.prod(geo.tile), geo.n, geo.o) + geo.pooled
+    if grad.shape != expected:
+        raise ValueError(f"conv{len(geo.size)}d_backward: expected grad_output of shape {expected}, "
+                         f"got {grad.shape}")
+    gmat = np.moveaxis(grad, 2, -1).reshape(geo.pixels, geo.o).T  # (O, pixels); a view of the blocks' memory
+    dw = _weight_grad(grad, gmat, ctx.cols, geo) if needs_weight_grad else None
+    ws.give("cols", ctx.cols)
+    db = np.einsum("op->o", gmat) if ctx.has_bias else None
+    dx = None
+    if needs_input_grad:
+        full = _unblocked(grad, geo, ws)
+        plain = _Geometry(geo.n, geo.c, geo.o, geo.groups, geo.size, geo.kernel, geo.stride, geo.dilation,
+                          geo.pads, geo.out)
+        dx = _input_grad(full.reshape(-1, geo.o).T, ctx.weight, plain, ws, ctx.channels_last)
+        ws.give("unblocked", full)
+    return dx, dw, db
+
+
+def _unblocked(grad, geo, ws):
+    """The blocks' gradient as the whole output's, (N, *out, C_out): zero where no window reads."""
+    cropped = any(o % k for o, k in zip(geo.out, geo.tile))
+    full = ws.take("unblocked", (geo.n,) + geo.out + (geo.o,), grad.dtype, zero=cropped)
+    for t, offset in enumerate(np.ndindex(*geo.tile)):
+        window = tuple(slice(i, i + k * p, k) for i, k, p in zip(offset, geo.tile, geo.pooled))
+        np.copyto(full[(slice(None),) + window], np.moveaxis(grad[t], 1, -1))
+    return full
 
 
 def _empty_batch_grads(ctx, needs_input_grad, needs_weight_grad, input_shape, bias_size):
@@ -467,6 +585,8 @@ def conv_nd_backward(grad_output, ctx, needs_input_grad=True, needs_weight_grad=
     """
     geo = ctx.geometry
     grad = np.asarray(grad_output, dtype=ctx.weight.dtype)
+    if geo.tile:
+        return _blocks_backward(grad, ctx, needs_input_grad, needs_weight_grad, workspace or _NO_WORKSPACE)
     if grad.shape != (geo.n, geo.o) + geo.out:
         raise ValueError(f"conv{len(geo.size)}d_backward: expected grad_output of shape "
                          f"{(geo.n, geo.o) + geo.out}, got {grad.shape}")
@@ -479,7 +599,7 @@ def conv_nd_backward(grad_output, ctx, needs_input_grad=True, needs_weight_grad=
     db = _bias_grad(grad) if ctx.has_bias else None
     dx = None
     if needs_input_grad:
-        dx = _input_grad(gmat, ctx.weight, geo, ws)
+        dx = _input_grad(gmat, ctx.weight, geo, ws, ctx.channels_last)
         _give_grad_matrix(ws, gmat, grad)
     return dx, dw, db
 

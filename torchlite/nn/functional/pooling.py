@@ -27,7 +27,7 @@ __all__ = [
     "max_unpool_nd", "max_unpool_nd_backward", "lp_pool1d", "lp_pool2d", "lp_pool3d", "lp_pool_nd",
     "lp_pool_nd_backward", "interpolate", "interpolate_backward", "PoolContext",
     "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
-    "upsample", "upsample_nearest", "upsample_bilinear",
+    "upsample", "upsample_nearest", "upsample_bilinear", "max_pool_blocks", "max_pool_blocks_backward",
 ]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -144,8 +144,11 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     geo = _pool_geometry(x.shape, d, kernel_size, stride, padding, dilation, ceil_mode, who)
     xp = _pad_to(x, geo, -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min)
     need_arg = return_indices or return_context
-    best = np.empty(xp.shape[:-d] + geo.out, x.dtype)
-    arg = np.empty(best.shape, _tap_dtype(math.prod(geo.kernel))) if need_arg else None
+    # a channels-last input gives a channels-last output, as torch: every tap pass then runs on
+    # matching layouts (a transposing write per pass otherwise)
+    channels_last = x.ndim == d + 2 and is_channels_last(xp)
+    best = _new_array(xp.shape[:-d] + geo.out, x.dtype, False, channels_last)
+    arg = np.empty_like(best, dtype=_tap_dtype(math.prod(geo.kernel))) if need_arg else None
 
     views = [xp[w] for _, w in geo.windows()]
     if need_arg:
@@ -156,7 +159,6 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     if return_indices:
         result.append(_flat_indices(arg, geo))
     if return_context:
-        channels_last = x.ndim == d + 2 and is_channels_last(x) and not geo.padded
         result.append(PoolContext(geo, x.shape, x.dtype, arg, channels_last))
     return result[0] if len(result) == 1 else tuple(result)
 
@@ -178,9 +180,9 @@ def _max_and_first_tap(views, best, arg):
     # each tap is copied once into a contiguous buffer: the compare and max then run vectorized
     # (a 2x2 pool of 64x32x28x28: 1.71 -> 1.18 ms, against reading the strided tap twice)
     dtype = arg.dtype.type
-    tap = np.empty(best.shape, best.dtype)
-    beat = np.empty(best.shape, np.bool_)
-    step = np.empty(best.shape, arg.dtype)
+    tap = np.empty_like(best)
+    beat = np.empty_like(best, dtype=np.bool_)
+    step = np.empty_like(arg)
     np.copyto(best, views[0])
     arg.fill(0)
     for t, v in enumerate(views[1:], 1):
@@ -220,8 +222,10 @@ def max_pool_nd_backward(grad_output, ctx):
                          f"got {grad.shape}")
     # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients.
     # The mask is cast to the float dtype first: float * float runs 1.4x faster than float * bool.
-    dxp = _new_grad(ctx.input_shape[:-len(geo.size)] + geo.extent, ctx.dtype, not geo.tiled, ctx.channels_last)
-    mask = np.empty(grad.shape, ctx.dtype)
+    dxp = _new_array(ctx.input_shape[:-len(geo.size)] + geo.extent, ctx.dtype, not geo.tiled, ctx.channels_last)
+    mask = np.empty_like(arg, dtype=ctx.dtype)  # in arg's layout, which the forward took from its input
+    if is_channels_last(grad) != is_channels_last(arg):  # one transposing copy, not one per tap
+        grad = _in_layout_of(mask, grad)
     for t, w in geo.windows():
         np.copyto(mask, arg == t)
         if geo.overlapping:
@@ -232,8 +236,48 @@ def max_pool_nd_backward(grad_output, ctx):
     return np.ascontiguousarray(dxp[geo.interior()]) if geo.padded else dxp
 
 
-def _new_grad(shape, dtype, zero, channels_last):
-    """An input-gradient array of (N, C, *spatial) ``shape``, laid out channels-last if asked."""
+def max_pool_blocks(blocks, return_context=False):
+    """Max over axis 0 of ``blocks`` (T, N, C, *out), a convolution's output grouped by window tap
+    (``F.conv_nd_blocks``): the max pool over those windows, first maximum winning and NaN propagating
+    as in ``max_pool_nd``. Returns (N, C, *out) laid out as one block, and with ``return_context`` the
+    winning taps that ``max_pool_blocks_backward`` takes.
+    """
+    best = np.empty_like(blocks[0])
+    if not return_context:
+        _running_max(blocks, best)
+        return best
+    arg = np.empty_like(best, dtype=_tap_dtype(len(blocks)))
+    _max_and_first_tap(blocks, best, arg)
+    return best, arg
+
+
+def max_pool_blocks_backward(grad_output, arg, taps, dtype):
+    """The gradient of ``max_pool_blocks``' input, (taps, N, C, *out) as a view of (taps, N, *out, C)
+    memory (the layout ``conv_nd_blocks`` makes), from grad_output (N, C, *out) and the winning taps ``arg``."""
+    grad = np.asarray(grad_output, dtype=dtype)
+    if grad.shape != arg.shape:
+        raise ValueError(f"max_pool{arg.ndim - 2}d_backward: expected grad_output of shape {arg.shape}, "
+                         f"got {grad.shape}")
+    n, c, *out = arg.shape
+    blocks = np.moveaxis(np.empty((taps, n) + tuple(out) + (c,), dtype), -1, 2)
+    mask = np.empty_like(arg, dtype=dtype)
+    if is_channels_last(grad) != is_channels_last(arg):
+        grad = _in_layout_of(mask, grad)
+    for t in range(taps):
+        np.copyto(mask, arg == t)  # float * float: faster than float * bool (see max_pool_nd_backward)
+        np.multiply(grad, mask, out=blocks[t])
+    return blocks
+
+
+def _in_layout_of(template, values):
+    """``values`` copied into an array laid out as ``template`` (same shape)."""
+    out = np.empty_like(template, dtype=values.dtype)
+    np.copyto(out, values)
+    return out
+
+
+def _new_array(shape, dtype, zero, channels_last):
+    """An array of (N, C, *spatial) ``shape``, laid out channels-last if asked (zeroed if ``zero``)."""
     make = np.zeros if zero else np.empty
     if not channels_last:
         return make(shape, dtype=dtype)
