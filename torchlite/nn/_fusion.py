@@ -21,12 +21,10 @@ Both only change where the work is done, never a value the user can see: the int
 are Sequential's own. The plan is skipped under anomaly mode, which checks each child's call, and
 when a child has hooks.
 """
-import numpy as np
-
 from .activation import ReLU
 from .conv import Conv1d, Conv2d, Conv3d, _Conv
 from .linear import Linear
-from .pooling import _MaxPoolNd
+from .pooling import _MaxPoolNd, _as_tuple
 
 __all__ = ["plan"]
 
@@ -82,16 +80,13 @@ def _tile(conv, pool):
     if conv.out_channels < BLOCKS_MIN_CHANNELS:
         return None
     d = conv.dims
-    kernel, stride, padding, dilation = (_as_tuple(v, d) for v in
-                                         (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
-    if None in (kernel, stride, padding, dilation) or (pool.dims != d or pool.return_indices or conv.groups != 1 or kernel != stride
-            or any(padding) or any(dl != 1 for dl in dilation)):
+    if pool.dims != d or pool.return_indices or conv.groups != 1:
+        return None
+    try:
+        kernel, stride, padding, dilation = (_as_tuple(v, d) for v in
+                                             (pool.kernel_size, pool.stride, pool.padding, pool.dilation))
+    except TypeError:  # not ints: the pool's own forward reports it
+        return None
+    if kernel != stride or any(padding) or any(dl != 1 for dl in dilation):
         return None
     return kernel
-
-
-def _as_tuple(value, n):
-    try:
-        return (int(value),) * n if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
-    except TypeError:
-        return None

@@ -28,7 +28,7 @@ from collections import namedtuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ._layout import is_channels_last
+from ._layout import empty_nd, is_channels_last
 
 __all__ = [
     "conv1d", "conv2d", "conv3d", "conv1d_backward", "conv2d_backward", "conv3d_backward",
@@ -411,7 +411,7 @@ def _input_grad(gmat, w, geo, ws, channels_last=False):
     dk = ws.take("dk", (taps, min(chunk, geo.n) * per_sample, g, cg), w.dtype)
     dxp = ws.take("dxp", (geo.n,) + geo.padded + (geo.c,), w.dtype, zero=True)
     # never a view of dxp, which goes back to the workspace
-    dx = _empty_nd(geo.n, geo.c, geo.size, w.dtype, channels_last)
+    dx = empty_nd((geo.n, geo.c) + geo.size, w.dtype, channels_last)
     inner = tuple(slice(lo, lo + s) for (lo, _), s in zip(geo.pads, geo.size))
     for start in range(0, geo.n, chunk):
         n = min(chunk, geo.n - start)
@@ -430,13 +430,6 @@ def _input_grad(gmat, w, geo, ws, channels_last=False):
     ws.give("dk", dk)
     ws.give("dxp", dxp)
     return dx
-
-
-def _empty_nd(n, c, size, dtype, channels_last):
-    """An empty (n, c, *size) array, a view of (n, *size, c) memory if ``channels_last``."""
-    if channels_last:
-        return np.moveaxis(np.empty((n,) + size + (c,), dtype), -1, 1)
-    return np.empty((n, c) + size, dtype)
 
 
 def _check_weight(x, weight, d, who):
@@ -539,9 +532,9 @@ def _blocks_backward(grad, ctx, needs_input_grad, needs_weight_grad, ws):
     dx = None
     if needs_input_grad:
         full = _unblocked(grad, geo, ws)
-        plain = _Geometry(geo.n, geo.c, geo.o, geo.groups, geo.size, geo.kernel, geo.stride, geo.dilation,
-                          geo.pads, geo.out)
-        dx = _input_grad(full.reshape(-1, geo.o).T, ctx.weight, plain, ws, ctx.channels_last)
+        whole = _Geometry(geo.n, geo.c, geo.o, geo.groups, geo.size, geo.kernel, geo.stride, geo.dilation,
+                          geo.pads, geo.out)  # the same convolution over every output pixel
+        dx = _input_grad(full.reshape(-1, geo.o).T, ctx.weight, whole, ws, ctx.channels_last)
         ws.give("unblocked", full)
     return dx, dw, db
 

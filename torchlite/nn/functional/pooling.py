@@ -13,7 +13,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..._dtype import get_default_dtype
-from ._layout import is_channels_last
+from ._layout import empty_nd, is_channels_last
 from .conv import _ntuple
 from .upsampling import interpolate, interpolate_backward, upsample, upsample_bilinear, upsample_nearest
 
@@ -147,7 +147,7 @@ def max_pool_nd(input, d, kernel_size, stride=None, padding=0, dilation=1, ceil_
     # a channels-last input gives a channels-last output, as torch: every tap pass then runs on
     # matching layouts (a transposing write per pass otherwise)
     channels_last = x.ndim == d + 2 and is_channels_last(xp)
-    best = _new_array(xp.shape[:-d] + geo.out, x.dtype, False, channels_last)
+    best = empty_nd(xp.shape[:-d] + geo.out, x.dtype, channels_last)
     arg = np.empty_like(best, dtype=_tap_dtype(math.prod(geo.kernel))) if need_arg else None
 
     views = [xp[w] for _, w in geo.windows()]
@@ -177,16 +177,19 @@ def _max_and_first_tap(views, best, arg):
     largest t whose tap beat the running max: max over t of t * beat_t, in uint8 arithmetic
     (np.where, putmask and copyto(where=) are each about 10x slower than these ufuncs).
     """
-    # each tap is copied once into a contiguous buffer: the compare and max then run vectorized
-    # (a 2x2 pool of 64x32x28x28: 1.71 -> 1.18 ms, against reading the strided tap twice)
+    # a strided tap is copied once into a buffer laid out as ``best``: the compare and max then run
+    # vectorized (a 2x2 pool of 64x32x28x28: 1.71 -> 1.18 ms, against reading the strided tap twice);
+    # a tap already laid out so (a block of F.conv_nd_blocks) is read as it is
     dtype = arg.dtype.type
-    tap = np.empty_like(best)
+    buffer = np.empty_like(best)
     beat = np.empty_like(best, dtype=np.bool_)
     step = np.empty_like(arg)
     np.copyto(best, views[0])
     arg.fill(0)
     for t, v in enumerate(views[1:], 1):
-        np.copyto(tap, v)
+        tap = v if v.strides == best.strides else buffer
+        if tap is buffer:
+            np.copyto(buffer, v)
         np.greater(tap, best, out=beat)
         np.maximum(best, tap, out=best)
         np.multiply(beat.view(np.uint8), dtype(t), out=step, casting="unsafe")
@@ -222,10 +225,8 @@ def max_pool_nd_backward(grad_output, ctx):
                          f"got {grad.shape}")
     # grad * (arg == t) rather than np.where: 10x faster; differs only for non-finite upstream gradients.
     # The mask is cast to the float dtype first: float * float runs 1.4x faster than float * bool.
-    dxp = _new_array(ctx.input_shape[:-len(geo.size)] + geo.extent, ctx.dtype, not geo.tiled, ctx.channels_last)
-    mask = np.empty_like(arg, dtype=ctx.dtype)  # in arg's layout, which the forward took from its input
-    if is_channels_last(grad) != is_channels_last(arg):  # one transposing copy, not one per tap
-        grad = _in_layout_of(mask, grad)
+    dxp = empty_nd(ctx.input_shape[:-len(geo.size)] + geo.extent, ctx.dtype, ctx.channels_last, zero=not geo.tiled)
+    grad, mask = _grad_and_mask(grad, arg)
     for t, w in geo.windows():
         np.copyto(mask, arg == t)
         if geo.overlapping:
@@ -260,28 +261,21 @@ def max_pool_blocks_backward(grad_output, arg, taps, dtype):
                          f"got {grad.shape}")
     n, c, *out = arg.shape
     blocks = np.moveaxis(np.empty((taps, n) + tuple(out) + (c,), dtype), -1, 2)
-    mask = np.empty_like(arg, dtype=dtype)
-    if is_channels_last(grad) != is_channels_last(arg):
-        grad = _in_layout_of(mask, grad)
+    grad, mask = _grad_and_mask(grad, arg)
     for t in range(taps):
         np.copyto(mask, arg == t)  # float * float: faster than float * bool (see max_pool_nd_backward)
         np.multiply(grad, mask, out=blocks[t])
     return blocks
 
 
-def _in_layout_of(template, values):
-    """``values`` copied into an array laid out as ``template`` (same shape)."""
-    out = np.empty_like(template, dtype=values.dtype)
-    np.copyto(out, values)
-    return out
-
-
-def _new_array(shape, dtype, zero, channels_last):
-    """An array of (N, C, *spatial) ``shape``, laid out channels-last if asked (zeroed if ``zero``)."""
-    make = np.zeros if zero else np.empty
-    if not channels_last:
-        return make(shape, dtype=dtype)
-    return np.moveaxis(make((shape[0],) + shape[2:] + (shape[1],), dtype=dtype), -1, 1)
+def _grad_and_mask(grad, arg):
+    """``grad`` in ``arg``'s layout (the forward took it from its input) and a float mask buffer laid out
+    the same: a gradient of the other layout is copied once, not read transposed in every tap pass."""
+    mask = np.empty_like(arg, dtype=grad.dtype)
+    if is_channels_last(grad) != is_channels_last(arg):
+        np.copyto(mask, grad)
+        grad, mask = mask, np.empty_like(mask)
+    return grad, mask
 
 
 def _scatter_taps(per_tap, input_shape, dtype, geo):
